@@ -1,0 +1,1 @@
+"""The appliance service: config, wiring, the voice pipeline, devices and the `hearth` command."""

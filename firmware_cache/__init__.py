@@ -1,0 +1,1 @@
+"""Firmware cache: manifests, content-addressed store, single-flight resumable fetch, verification, rollout."""

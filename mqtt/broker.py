@@ -1,0 +1,217 @@
+"""The broker side: Mosquitto's config, password file and ACL, and the managed broker process.
+
+Devices never connect anonymously. Each account is a broker user; the ACL confines every user
+to `hearth/<user>/#` by a `pattern` line (`%u` is the authenticated user name, never the client
+id), plus read-only broadcast topics. Hearth's service account may use every topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import hashlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SERVICE_USER = "hearth"
+DB_MAGIC = b"\x00\xb5\x00mosquitto db"
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be configured or started."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A broker login. `kind` is service | device | client | hermes."""
+
+    username: str
+    password_hash: str               # Mosquitto's $7$ PBKDF2-SHA512 form
+    kind: str = "device"
+    device_type: str = ""            # devices also read hearth/type/<device_type>/#
+    extra_read: tuple[str, ...] = field(default_factory=tuple)
+    extra_readwrite: tuple[str, ...] = field(default_factory=tuple)
+
+
+def hash_password(password: str, iterations: int = 101) -> str:
+    """Mosquitto 2.x password-file hash ($7$: PBKDF2-HMAC-SHA512, as mosquitto_passwd writes)."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, dklen=64)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """Where the managed broker keeps its files and how it listens."""
+
+    directory: Path
+    bind: str = "127.0.0.1"
+    port: int = 1883
+    tls_port: int = 0
+    tls_files: tuple[str, str, str] | None = None  # (cafile, certfile, keyfile)
+    max_packet_bytes: int = 1 << 20
+    user: str = ""                   # Mosquitto drops root to this user; empty: the current user
+
+    @property
+    def conf(self) -> Path: return self.directory / "mosquitto.conf"
+    @property
+    def passwd(self) -> Path: return self.directory / "passwd"
+    @property
+    def acl(self) -> Path: return self.directory / "acl"
+    @property
+    def persistence(self) -> Path: return self.directory / "db"
+    @property
+    def log(self) -> Path: return self.directory / "mosquitto.log"
+
+    def render(self) -> str:
+        lines = [
+            "# Written by Hearth (mqtt/broker.py); changes are overwritten.",
+            "per_listener_settings false",
+            f"user {self.user or getpass.getuser()}",
+            "allow_anonymous false",
+            f"password_file {self.passwd}",
+            f"acl_file {self.acl}",
+            "persistence true",
+            f"persistence_location {self.persistence}/",
+            "autosave_interval 60",
+            f"log_dest file {self.log}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "connection_messages true",
+            f"max_packet_size {self.max_packet_bytes}",
+            f"listener {self.port} {self.bind}",
+        ]
+        if self.tls_port and self.tls_files:
+            cafile, certfile, keyfile = self.tls_files
+            lines += [f"listener {self.tls_port} {self.bind}", f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}"]
+        return "\n".join(lines) + "\n"
+
+
+def render_acl(accounts: list[Account]) -> str:
+    lines = ["# Written by Hearth (mqtt/broker.py) from the device registry; changes are overwritten.", ""]
+    for acc in sorted(accounts, key=lambda a: a.username):
+        lines.append(f"user {acc.username}")
+        if acc.kind == "service":
+            lines.append("topic readwrite #")
+        if acc.device_type:
+            lines.append(f"topic read hearth/type/{acc.device_type}/#")
+        lines += [f"topic read {t}" for t in acc.extra_read]
+        lines += [f"topic readwrite {t}" for t in acc.extra_readwrite]
+        lines.append("")
+    lines += [
+        "# Every user: its own topics, read-only broadcasts. %u is the authenticated user name.",
+        "pattern readwrite hearth/%u/#",
+        "pattern read hearth/server/#",
+        "pattern read hearth/broadcast/#",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def render_passwd(accounts: list[Account]) -> str:
+    return "".join(f"{a.username}:{a.password_hash}\n" for a in sorted(accounts, key=lambda a: a.username))
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_files(config: BrokerConfig, accounts: list[Account]) -> None:
+    config.directory.mkdir(parents=True, exist_ok=True)
+    config.persistence.mkdir(parents=True, exist_ok=True)
+    _write_private(config.passwd, render_passwd(accounts))
+    _write_private(config.acl, render_acl(accounts))
+    _write_private(config.conf, config.render())
+
+
+def rescue_persistence(config: BrokerConfig) -> Path | None:
+    """Move a damaged mosquitto.db aside (a zeroed file after power loss stops Mosquitto starting)."""
+    db = config.persistence / "mosquitto.db"
+    if not db.exists():
+        return None
+    with db.open("rb") as fh:
+        head = fh.read(len(DB_MAGIC))
+    if head == DB_MAGIC:
+        return None
+    aside = db.with_name(f"mosquitto.db.bad-{int(time.time())}")
+    db.rename(aside)
+    return aside
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class ManagedBroker:
+    """A Mosquitto child process with Hearth's generated config."""
+
+    def __init__(self, config: BrokerConfig, executable: str = "mosquitto"):
+        self.config = config
+        self.executable = executable
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        rescue_persistence(self.config)
+        host = "127.0.0.1" if self.config.bind in ("0.0.0.0", "") else self.config.bind
+        if port_open(host, self.config.port):
+            raise BrokerError(f"port {self.config.port} is already in use; stop what holds it or set broker.port")
+        try:
+            self.process = subprocess.Popen(
+                [self.executable, "-c", str(self.config.conf)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise BrokerError(f"'{self.executable}' not found: install Debian's mosquitto package") from None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
+                tail = self.config.log.read_text()[-500:] if self.config.log.exists() else ""
+                raise BrokerError(f"mosquitto exited with {self.process.returncode}: {err or tail}")
+            if port_open(host, self.config.port):
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise BrokerError(f"mosquitto did not open port {self.config.port} within {timeout:.0f} s")
+
+    def reload(self) -> None:
+        """Re-read the password file and ACL (SIGHUP)."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if not self.process:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
