@@ -1,0 +1,104 @@
+"""SQLite through one place: a connection factory with WAL on, one transaction(), migrations.
+
+Migrations are (id, function) pairs, applied in order, each once, and recorded in the
+`migrations` table. Each room keeps its migrations in its own module and lists them in
+MIGRATION_MODULES; ids carry the room's prefix ("devices_0001_...") so rooms never collide.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
+
+# Modules with a MIGRATIONS list, applied in this order.
+MIGRATION_MODULES: list[str] = [
+    "appliance.store",
+]
+
+
+def _core_0001(db: sqlite_utils.Database) -> None:
+    db["kv"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+
+
+MIGRATIONS: list[Migration] = [
+    ("core_0001_kv", _core_0001),
+]
+
+
+class Store:
+    """The registry database. Safe to share between threads (one connection per thread)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self.migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite_utils.Database(self._connect())
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction; rolled back on any exception."""
+        with self._write_lock:
+            db = self.db
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.conn.execute("ROLLBACK")
+                raise
+            db.conn.execute("COMMIT")
+
+    def migrate(self) -> list[str]:
+        applied = []
+        with self._write_lock:
+            db = self.db
+            db["migrations"].create({"id": str, "applied_at": float}, pk="id", if_not_exists=True)
+            done = {row["id"] for row in db["migrations"].rows}
+            for module_name in MIGRATION_MODULES:
+                for mig_id, fn in importlib.import_module(module_name).MIGRATIONS:
+                    if mig_id in done:
+                        continue
+                    with self.transaction() as tx:
+                        fn(tx)
+                        tx["migrations"].insert({"id": mig_id, "applied_at": time.time()})
+                    applied.append(mig_id)
+        return applied
+
+    # a small key-value table for settings that change at run time
+    def get(self, key: str, default: str | None = None) -> str | None:
+        rows = list(self.db.query("select value from kv where key = ?", [key]))
+        return rows[0]["value"] if rows else default
+
+    def put(self, key: str, value: str) -> None:
+        with self.transaction() as tx:
+            tx["kv"].upsert({"key": key, "value": value}, pk="key")
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
