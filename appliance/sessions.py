@@ -136,7 +136,9 @@ class SessionManager:
 
     def _audio(self, device: str, session_id: str, payload: bytes) -> None:
         s = self.sessions.get((device, session_id))
-        if s is None or s.state != "open":
+        if s is not None and s.state != "open":
+            return                      # frames after the endpoint: the utterance is already complete
+        if s is None:
             # frames that trail a finished session are dropped quietly; others get one error per session
             if (device, session_id) not in self._warned:
                 self._warned.add((device, session_id))
