@@ -6,6 +6,7 @@ and the protocol edges are built here and handed to whatever needs them.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -32,6 +33,9 @@ from mqtt.messages import ServerInfo
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
+# Rooms beyond the voice core: modules with install(service), called before the broker connection.
+ROOMS: list[str] = []
+
 
 def broker_config(settings: Settings) -> BrokerConfig:
     return BrokerConfig(directory=settings.data_dir / "broker", bind=settings.broker.bind,
@@ -54,6 +58,11 @@ class Service:
         self._stoppers: list[Callable[[], None]] = []
         self.conn: Connection | None = None
         self.startup_notes: list[str] = []     # lines `hearth run` prints once (e.g. a new admin password)
+        # what the rooms (ROOMS) add in their install(service): topics to subscribe, web routes, hooks
+        self.subscriptions: list[str] = list(topics.SUBSCRIPTIONS)
+        self.web_installers: list[Callable] = []      # fn(app: bottle.Bottle) -> None
+        self.after_connect: list[Callable[[], None]] = []   # on every (re)connect to the broker
+        self.after_start: list[Callable[[], None]] = []
 
     # broker auth
     def sync_broker_files(self) -> None:
@@ -101,7 +110,7 @@ class Service:
         login = self.accounts.login(SERVICE_USER)
         creds = Credentials(self.settings.broker.host, self.settings.broker.port, login.username, login.password)
         offline = self.server_info(online=False).to_payload()
-        self.conn = Connection(creds, self.inbound, topics.SUBSCRIPTIONS, client_id="hearth-service",
+        self.conn = Connection(creds, self.inbound, self.subscriptions, client_id="hearth-service",
                                will=(topics.server_info(), offline, 1, True),
                                on_connected=self._announce)
         self.conn.start()
@@ -109,6 +118,8 @@ class Service:
 
     def _announce(self) -> None:
         self._publish(topics.server_info(), self.server_info().to_payload(), 1, True)
+        for hook in self.after_connect:
+            hook()
 
     def _disconnect(self) -> None:
         if self.conn:
@@ -124,8 +135,12 @@ class Service:
     def start(self) -> None:
         self.accounts.ensure()
         self.build_voice()
+        for module in ROOMS:
+            importlib.import_module(module).install(self)
         self.connect()
         self.start_web()
+        for hook in self.after_start:
+            hook()
 
     def stop(self) -> None:
         for stop in self._stoppers:

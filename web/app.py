@@ -33,6 +33,9 @@ def build_app(service) -> bottle.Bottle:
         bottle.response.content_type = "text/plain; version=0.0.4"
         return service.metrics.render()
 
+    for install in service.web_installers:
+        install(app)
+
     for code in (400, 404, 405, 413, 500):
         app.error(code)(lambda err, code=code: _error_body(err, code))
     return app
