@@ -15,7 +15,7 @@ from mqtt.wake import WakeStart
 
 CATCH_UP_CHUNKS = 28        # the openWakeWord state depends on the last 28 chunks only (2.24 s)
 GATE_HOLD_CHUNKS = 25       # the gate stays open 2 s after the last loud chunk
-FLOOR_RISE_DB = 0.05        # the noise floor follows a louder room slowly (per chunk)
+FLOOR_RISE_DB = 0.1         # the noise floor follows a louder room slowly (per chunk: 1.25 dB/s)
 
 LISTENING, ARBITRATING, SESSION = "listening", "arbitrating", "session"
 
@@ -37,7 +37,7 @@ class Stream:
     capture: bytearray = field(default_factory=bytearray)    # audio after the wake word, while arbitrating
     session: str | None = None
     sessions: int = 0
-    floor_db: float = -120.0
+    floor_db: float | None = None                            # the room's noise floor (dBFS)
     gate_open: int = 0                                       # chunks the gate stays open
     steps_skipped: int = 0
     quiet_until: float = 0.0                                 # no detection before this (monotonic)
@@ -64,7 +64,8 @@ class Stream:
     def gate(self, chunk: bytes, gate_db: float) -> bool:
         """True when the detector must see this chunk: it is louder than the room's floor by gate_db."""
         level = level_dbfs(chunk)
-        self.floor_db = level if level < self.floor_db else self.floor_db + FLOOR_RISE_DB
+        floor = self.floor_db
+        self.floor_db = level if floor is None or level < floor else floor + FLOOR_RISE_DB
         if gate_db <= 0 or level >= self.floor_db + gate_db:
             self.gate_open = GATE_HOLD_CHUNKS
         elif self.gate_open:

@@ -1,0 +1,103 @@
+"""The wake word engine without MQTT: the batched openWakeWord scores like the library stream for
+stream, the quiet gate skips silence, arbitration picks the strongest claim, models resolve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pyopen_wakeword import Model, OpenWakeWord, OpenWakeWordFeatures
+
+from appliance.config import WakeSettings
+from appliance.wake.arbitration import Arbiter, Claim
+from appliance.wake.features import CHUNK_BYTES, OwwFeatures, OwwModel
+from appliance.wake.models import MICRO, OWW, Catalog, WakeModelError, threshold
+from appliance.wake.stream import Stream
+from mqtt.messages import ProtocolError
+from mqtt.wake import WakeStart
+
+
+@pytest.fixture(scope="module")
+def wake_pcm(speech):
+    pcm = speech("Hey Mycroft, what time is it?", lead_ms=1000).pcm
+    return pcm[:len(pcm) // CHUNK_BYTES * CHUNK_BYTES]
+
+
+def test_batched_features_score_like_the_library(wake_pcm):
+    feats, model = OpenWakeWordFeatures.from_builtin(), OpenWakeWord.from_builtin(Model.HEY_MYCROFT)
+    expected = []
+    for i in range(0, len(wake_pcm), CHUNK_BYTES):
+        probs = [p for e in feats.process_streaming(wake_pcm[i:i + CHUNK_BYTES]) for p in model.process_streaming(e)]
+        expected.append(probs[-1])
+    shared = OwwFeatures()
+    ours = OwwModel("hey_mycroft", Catalog(WakeSettings()).resolve(OWW, "hey_mycroft").path)
+    noise = np.random.default_rng(1).normal(0, 500, len(wake_pcm) // 2).astype("<i2").tobytes()
+    states = [shared.new_state() for _ in range(3)]      # stream 0 and 2 hear the wake word, 1 hears noise
+    got = []
+    for i in range(0, len(wake_pcm), CHUNK_BYTES):
+        chunk = wake_pcm[i:i + CHUNK_BYTES]
+        shared.step(states, [chunk, noise[i:i + CHUNK_BYTES], chunk])
+        got.append(ours.score(states))
+    got = np.array(got)
+    assert max(expected) > 0.9
+    # batches of different sizes take different TFLite kernels: the same up to float rounding,
+    # which a steep sigmoid can stretch to a few hundredths; detections are identical
+    for k in (0, 2):
+        np.testing.assert_allclose(got[:, k], expected, atol=0.05)
+        assert ((got[:, k] >= 0.5) == (np.array(expected) >= 0.5)).all()
+    assert got[:, 1].max() < 0.5
+
+
+def test_gate_skips_a_quiet_stream_and_opens_on_speech(wake_pcm):
+    ref = Catalog(WakeSettings()).default
+    s = Stream("d", WakeStart(stream="s"), ref, 0.5, "*")
+    quiet = np.random.default_rng(2).normal(0, 30, CHUNK_BYTES // 2).astype("<i2").tobytes()
+    opened = [s.gate(quiet, 10.0) for _ in range(60)]
+    assert not any(opened[30:])                          # a steady quiet room: no inference
+    loud = wake_pcm[len(wake_pcm) // 2:][:CHUNK_BYTES]
+    assert s.gate(loud, 10.0)
+    assert all(s.gate(quiet, 10.0) for _ in range(5))     # held open after speech
+    assert s.gate(quiet, 0.0)                             # gate_db 0: always on
+
+
+def test_arbitration_strongest_wins_and_late_claims_stand_down():
+    a = Arbiter(0.3)
+    assert a.claim("kitchen", Claim("far", "s", 0.99, -40.0, 10.0)) is None
+    assert a.claim("kitchen", Claim("near", "s", 0.99, -20.0, 10.1)) is None
+    assert a.claim("hall", Claim("alone", "s", 0.7, -30.0, 10.1)) is None
+    assert a.due(10.2) == []
+    decided = {d.group: d for d in a.due(10.41)}
+    assert decided["kitchen"].winner.device == "near" and [c.device for c in decided["kitchen"].losers] == ["far"]
+    assert decided["hall"].winner.device == "alone" and not decided["hall"].losers
+    late = a.claim("kitchen", Claim("slow", "s", 1.0, -10.0, 10.5))
+    assert late.winner is None and late.previous == "near" and late.losers[0].device == "slow"
+    assert a.claim("kitchen", Claim("next", "s", 0.9, -30.0, 12.0)) is None   # a new utterance later
+
+
+def test_score_beats_level():
+    a = Arbiter(0.3)
+    a.claim("*", Claim("loud", "s", 0.6, -10.0, 1.0))
+    a.claim("*", Claim("sure", "s", 0.95, -35.0, 1.1))
+    assert a.due(2.0)[0].winner.device == "sure"
+
+
+def test_sensitivity_maps_to_threshold():
+    assert threshold(0.5, 0.95) == pytest.approx(0.95)
+    assert threshold(0.0, 0.5) == pytest.approx(1.0)
+    assert threshold(1.0, 0.5) == pytest.approx(0.0)
+    assert threshold(0.75, 0.5) == pytest.approx(0.25)
+
+
+def test_catalog_knows_bundled_and_dropped_in_models(tmp_path):
+    cat = Catalog(WakeSettings())
+    assert {"hey_mycroft", "alexa", "hey_jarvis", "hey_rhasspy", "okay_nabu"} <= set(cat.names(OWW))
+    assert "hey_mycroft" in cat.names(MICRO) and "melspectrogram" not in cat.names(OWW)
+    (tmp_path / "hey_hearth.tflite").write_bytes(cat.resolve(OWW, "alexa").path.read_bytes())
+    extra = Catalog(WakeSettings(models_dir=str(tmp_path)))
+    assert extra.resolve(OWW, "hey_hearth").path.parent == tmp_path
+    with pytest.raises(ProtocolError) as err:
+        extra.resolve(OWW, "hey_nobody", "s1")
+    assert err.value.code == "unknown_model" and "hey_hearth" in err.value.message
+    with pytest.raises(WakeModelError):
+        Catalog(WakeSettings(model="hey_nobody"))
+    with pytest.raises(WakeModelError):
+        Catalog(WakeSettings(models_dir=str(tmp_path / "missing")))
