@@ -221,11 +221,15 @@ class FirmwareCache:
     def handle(self, topic: str, payload: bytes) -> None:
         """A device's firmware report (state, progress, result) from MQTT."""
         inbound = parse_topic(topic)
-        if inbound is None or inbound.kind not in fw.MESSAGES:
+        if inbound is not None:
+            self.handle_report(inbound.device, inbound.kind, payload)
+
+    def handle_report(self, device: str, kind: str, payload: bytes) -> None:
+        """`kind` is firmware/state, firmware/progress or firmware/result; others are ignored."""
+        if kind not in fw.MESSAGES:
             return
-        device = inbound.device
         try:
-            msg = fw.MESSAGES[inbound.kind].from_payload(payload)
+            msg = fw.MESSAGES[kind].from_payload(payload)
         except ProtocolError as exc:
             self.announcer.send(error_topic(device), Error.of(exc).to_payload(), retain=False)
             return

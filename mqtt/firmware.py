@@ -14,7 +14,7 @@ from typing import ClassVar
 from mqtt.messages import Message, ProtocolError
 from mqtt.topics import PREFIX, device
 
-PROGRESS_STATES = ("downloading", "verifying", "installing", "rebooting")
+PROGRESS_STATES = ("downloading", "verifying", "installing", "rebooting")   # suggested; any short word is accepted
 
 # pattern -> (direction, qos, retained, what it carries)
 TOPICS: dict[str, tuple[str, int, bool, str]] = {
@@ -93,8 +93,8 @@ class FirmwareProgress(Message):
     total: int = 0
 
     def validate(self) -> None:
-        if self.state not in PROGRESS_STATES:
-            raise ProtocolError("bad_message", f"{self.TYPE}: state must be one of {PROGRESS_STATES}")
+        if not self.state or len(self.state) > 32:
+            raise ProtocolError("bad_message", f"{self.TYPE}: state must be 1-32 characters, e.g. one of {PROGRESS_STATES}")
         if self.bytes < 0 or self.total < 0:
             raise ProtocolError("bad_message", f"{self.TYPE}: bytes and total must not be negative")
 
