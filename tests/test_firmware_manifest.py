@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -123,5 +124,6 @@ def test_docs_list_every_topic_and_config_key():
     for topic in fw.TOPICS:
         assert f"`{topic}`" in text, topic
     from appliance.config import FirmwareSettings
-    keys = re.findall(r"^firmware\.(\w+)", text.split("## Config keys")[1], re.M)
-    assert sorted(keys) == sorted(FirmwareSettings.__dataclass_fields__)
+    from appliance.config import _toml_value
+    rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", text.split("## Config keys")[1], re.M))
+    assert rows == {f.name: _toml_value(f.default) for f in dataclasses.fields(FirmwareSettings)}
