@@ -22,6 +22,7 @@ import bottle
 from firmware_cache.errors import FirmwareError, NotReady, UnknownFirmware
 
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+MAX_READ = 1 << 20   # waitress asks for a socket buffer's worth per send; cap it to bound memory per client
 
 
 class Unsatisfiable(Exception):
@@ -59,7 +60,7 @@ class Window:
 
     def read(self, n: int = -1) -> bytes:
         left = self._length - self._pos
-        n = left if n is None or n < 0 else min(n, left)
+        n = min(MAX_READ, left if n is None or n < 0 else min(n, left))
         data = self._fh.read(n) if n > 0 else b""
         self._pos += len(data)
         return data
