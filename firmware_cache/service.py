@@ -75,7 +75,8 @@ class FirmwareCache:
     def start(self) -> None:
         self.announcer.announce_all()
         for row in self.registry.releases():
-            if row["state"] == "pending" and row["source"] == "upstream":
+            unfinished = row["state"] == "pending" or self.blobs.partial(row["sha256"]).exists()
+            if unfinished and row["state"] != "ready" and row["source"] == "upstream":
                 release = self.registry.release(row["device_type"], row["channel"], row["version"])
                 self.fetcher.start(release)  # resumes from its partial file
         self.schedule.start()
@@ -93,7 +94,7 @@ class FirmwareCache:
     def manifest_url(self, device_type: str, channel: str) -> str:
         rows = [r for r in self.registry.types() if r["device_type"] == device_type]
         template = (rows[0]["manifest_url"] if rows else "") or self.settings.manifest_url
-        return template.format(type=device_type, channel=channel) if template else ""
+        return template.replace("{type}", device_type).replace("{channel}", channel)
 
     def check(self, device_type: str | None = None) -> list[Outcome]:
         """Read every upstream manifest (or one type's) and fetch what is new; waits for the downloads."""
