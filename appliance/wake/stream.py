@@ -39,7 +39,6 @@ class Stream:
     sessions: int = 0
     floor_db: float | None = None                            # the room's noise floor (dBFS)
     gate_open: int = 0                                       # chunks the gate stays open
-    steps_skipped: int = 0
     quiet_until: float = 0.0                                 # no detection before this (monotonic)
     last_frame: float = field(default_factory=time.monotonic)
 

@@ -15,8 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 from appliance.audio.pcm import frame_to_engine
 from appliance.config import Settings
 from appliance.metrics import Metrics
@@ -50,8 +48,8 @@ class WakeWorker:
         self.arbiter = Arbiter(settings.wake.arbitration_window_ms / 1000)
         self.inbox: queue.Queue = queue.Queue(maxsize=20000)
         self.busy_s = 0.0
-        self.steps = 0
-        self.max_backlog = 0
+        self.steps = 0                 # stream-chunks run through openWakeWord
+        self.skipped = 0               # stream-chunks the quiet gate skipped
         self._warned: set[tuple[str, str]] = set()
         if catalog.default.engine == OWW:
             self._model(catalog.default.name)           # load the default model at start-up
@@ -60,6 +58,10 @@ class WakeWorker:
         self._thread.start()
         metrics.gauge("hearth_wake_streams", lambda: len(self.streams))
         metrics.gauge("hearth_wake_queue_depth", lambda: self.inbox.qsize())
+        metrics.gauge("hearth_wake_busy_seconds", lambda: round(self.busy_s, 3))
+        metrics.gauge("hearth_wake_inference_steps", lambda: self.steps)
+        metrics.gauge("hearth_wake_skipped_steps", lambda: self.skipped)
+        metrics.gauge("hearth_wake_backlog_chunks", self.backlog)
 
     # any thread: enqueue only
     def put(self, op: str, device: str, arg=None) -> bool:
@@ -163,7 +165,6 @@ class WakeWorker:
             s.capture.extend(pcm)
         else:
             s.add(pcm)
-            self.max_backlog = max(self.max_backlog, len(s.ready))
 
     def _close(self, device: str, stream_id: str) -> None:
         s = self.streams.get(device)
@@ -204,7 +205,7 @@ class WakeWorker:
                 oww.append(s)
             else:
                 s.oww = None                            # quiet: skip; catch up from history when loud again
-                s.steps_skipped += 1
+                self.skipped += 1
         self._catch_up([s for s in oww if s.oww is None])
         self.features.step([s.oww for s in oww], [chunks[s.key] for s in oww])
         self.steps += len(oww)
@@ -299,7 +300,6 @@ class WakeWorker:
     def _feedback(self, s: Stream, state: str, session: str | None = None) -> None:
         self.replies.send(w.feedback(s.device), w.Feedback(state=state, stream=s.id, session=session or s.session))
 
-    def stats(self) -> dict:
-        return {"streams": len(self.streams), "steps": self.steps, "busy_s": round(self.busy_s, 3),
-                "max_backlog_chunks": self.max_backlog, "queue": self.inbox.qsize(),
-                "skipped": int(np.sum([s.steps_skipped for s in self.streams.values()]))}
+    def backlog(self) -> int:
+        """Whole chunks waiting in the most-behind stream (read from other threads: a snapshot)."""
+        return max((len(s.ready) for s in list(self.streams.values())), default=0)
