@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from pathlib import Path
 
-from appliance import config
+from appliance import config, satellite_cli
+from firmware_cache import cli as firmware_cli
 
 COMMANDS = """\
   hearth run                       start Mosquitto + the service + the web page (what ./build.sh run does)
@@ -57,9 +57,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = []
+EXTENSIONS: list = [firmware_cli]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
-CLIENT_ACTIONS: list = [importlib.import_module("appliance.satellite_cli")]
+CLIENT_ACTIONS: list = [satellite_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

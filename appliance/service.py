@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 # Rooms beyond the voice core: modules with install(service), called before the broker connection.
-ROOMS: list[str] = ["appliance.wake.satellites"]
+ROOMS: list[str] = [
+    "firmware_cache.room",
+    "appliance.wake.satellites",
+]
 
 
 def broker_config(settings: Settings) -> BrokerConfig:

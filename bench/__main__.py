@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import inspect
 import os
 import platform
 import sys
@@ -43,7 +44,10 @@ def main() -> int:
         except ModuleNotFoundError:
             continue
         print(f"bench: {short} ...", file=sys.stderr, flush=True)
-        parts.append(module.run())
+        collected: list[str] = []
+        # a section's run() returns its markdown, or hands it to a report callback
+        result = module.run(collected.append) if inspect.signature(module.run).parameters else module.run()
+        parts.append(result if isinstance(result, str) else "\n".join(collected))
         (ROOT / "docs" / f"benchmarks-{short}.md").write_text(parts[-1])
     for name in INCLUDED:
         path = ROOT / "docs" / name
