@@ -30,6 +30,7 @@ from mqtt.messages import ProtocolError, SttStart
 log = logging.getLogger(__name__)
 QUIET_AFTER_S = 1.0          # no new detection on a stream right after its session or a stand-down
 STT_PIECE = 32000            # audio handed to the session in pieces of 1 s
+PASS_S = 0.08                # detection passes run once per 80 ms chunk, so each batches every stream
 
 
 class WakeWorker:
@@ -79,10 +80,10 @@ class WakeWorker:
 
     # the wake thread
     def _run(self) -> None:
-        last_sweep = time.monotonic()
+        last_sweep = next_pass = time.monotonic()
         while not self._stop.is_set():
-            deadline = self.arbiter.next_deadline()
-            wait = 0.25 if deadline is None else max(0.0, deadline - time.monotonic())
+            deadline = min(self.arbiter.next_deadline() or next_pass + 0.25, next_pass)
+            wait = max(0.0, deadline - time.monotonic())
             try:
                 items = [self.inbox.get(timeout=wait)]
             except queue.Empty:
@@ -96,12 +97,14 @@ class WakeWorker:
                 if op == "stop":
                     return
                 self._handle(op, device, arg)
-            t0 = time.perf_counter()
-            try:
-                self._detect()
-            except Exception:
-                log.exception("wake word detection failed")
-            self.busy_s += time.perf_counter() - t0
+            if time.monotonic() >= next_pass:      # one pass per chunk time: every stream in one batch
+                next_pass = time.monotonic() + PASS_S
+                t0 = time.perf_counter()
+                try:
+                    self._detect()
+                except Exception:
+                    log.exception("wake word detection failed")
+                self.busy_s += time.perf_counter() - t0
             for decision in self.arbiter.due(time.monotonic()):
                 self._guard(self._decide, decision)
             if time.monotonic() - last_sweep > 1.0:
