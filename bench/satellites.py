@@ -7,8 +7,9 @@ A real `hearth run` (subprocess, its own Mosquitto); this process plays N satell
 every stream, as with a television in every room: inference on every chunk, the worst case).
 At each level a probe satellite says "Hey Mycroft, what time is it?" in the middle of the run;
 we time wake word -> detection and end of speech -> transcript, and read the wake thread's busy
-time and backlog from /metrics. In real time means: backlog under 3 chunks (240 ms) and the
-wake thread busy under 90 % of the wall clock.
+time and backlog from /metrics. In real time means: the probe is detected, no stream has more than
+4 chunks waiting (a pass runs every 80 ms, so 1-2 wait normally) and the wake thread is busy under
+90 % of the wall clock.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from mqtt.client import Connection, Credentials
 from mqtt.messages import SttFinal
 
 FRAME = 1280                    # 40 ms of 16 kHz s16
-LEVELS = (10, 20, 30, 40, 60)
+LEVELS = {"quiet": (10, 20, 40, 60, 100, 150), "busy": (10, 15, 20, 25, 30, 40)}
 SECONDS = 12.0
 BUSY_TEXT = ("The ferry leaves the harbour at nine and the market opens at ten. Tomorrow brings sunshine "
              "in the afternoon with a light breeze from the west. The library closes early on Saturdays.")
@@ -165,11 +166,11 @@ def run() -> str:
         fleet = Fleet(Credentials("127.0.0.1", hearth.broker_port, login.username, login.password))
         rows.append(level(fleet, hearth, "quiet", 0, sources, (probe_pcm, wake_end, speech_end)))
         for room in ("quiet", "busy"):
-            for n in LEVELS:
+            for n in LEVELS[room]:
                 row = level(fleet, hearth, room, n, sources, (probe_pcm, wake_end, speech_end))
                 rows.append(row)
                 print(f"  {room} {n}: {row}", flush=True)
-                if row["backlog_max"] > 6 or row["busy"] > 1.0:
+                if row["backlog_max"] > 12 or row["busy"] > 0.98:
                     break                                   # past the knee: the next level only queues more
         fleet.conn.stop()
     finally:
@@ -178,7 +179,7 @@ def run() -> str:
 
 
 def _ok(r: dict) -> bool:
-    return r["backlog_max"] < 3 and r["busy"] < 0.9 and r["detect_ms"] is not None
+    return r["backlog_max"] <= 4 and r["busy"] < 0.9 and r["detect_ms"] is not None
 
 
 def report(rows: list[dict]) -> str:
@@ -201,7 +202,8 @@ def report(rows: list[dict]) -> str:
                      f"| {r['false']} | {'yes' if _ok(r) else 'no'} |")
     knees = {room: max((r["n"] for r in rows if r["room"] == room and _ok(r)), default=0) for room in ("quiet", "busy")}
     lines += ["", f"Most streams kept in real time here: **{knees['quiet']}** in a quiet house, **{knees['busy']}** "
-              "with speech on every stream (levels tried: " + ", ".join(map(str, LEVELS)) + "). "
+              "with speech on every stream (levels tried: quiet " + ", ".join(map(str, LEVELS["quiet"])) +
+              "; busy " + ", ".join(map(str, LEVELS["busy"])) + "). "
               "Home Assistant on a Raspberry Pi 4 runs 5. The probe's transcript latency includes the VAD's "
               "300 ms of trailing silence.", ""]
     texts = [r["text"] for r in rows if r["text"]]

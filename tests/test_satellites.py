@@ -4,10 +4,10 @@ louder of two devices answers; bad streams are refused without disturbing the ot
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
-
-import pytest
 
 from appliance import satellite
 from appliance.audio.pcm import Wav, read_wav, wav_bytes
@@ -117,3 +117,24 @@ def test_last_will_ends_a_vanished_stream(hearth, speech):
         time.sleep(0.1)
     assert "will-sat" not in worker.streams
     link.conn.client.loop_stop()
+
+
+def test_satellite_command_prints_detection_transcript_and_reply(hearth, speech, tmp_path):
+    creds = hearth.credentials("cli-sat")
+    wav = tmp_path / "hey.wav"
+    wav.write_bytes(wav_bytes(lead(speech(WAKE), 0.5).pcm, 16000))
+    url = f"mqtt://{creds.username}:{creds.password}@127.0.0.1:{creds.port}"
+    out = subprocess.run([sys.executable, "-m", "appliance.cli", "client", "satellite", "--wav", str(wav),
+                          "--broker", url, "--room", "study"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "feedback: idle"
+    assert any(line.startswith("wake word hey_mycroft detected (score") for line in lines), out.stdout
+    assert any(line.startswith("transcript: 'What time is it") for line in lines), out.stdout
+    assert "reply audio ends" in out.stdout and lines[-1].startswith("reply: ")
+
+
+def test_satellite_command_reports_a_missing_file():
+    out = subprocess.run([sys.executable, "-m", "appliance.cli", "client", "satellite", "--wav", "/nonexistent.wav",
+                          "--broker", "mqtt://x:y@127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr.startswith("Error: ")

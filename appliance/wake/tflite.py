@@ -19,7 +19,13 @@ def runtime():
     """The bundled libtensorflowlite_c with its ctypes signatures (loaded once)."""
     global _lib
     if _lib is None:
-        _lib = TfLiteWakeWord(_find_tensorflowlite_c()).lib
+        lib = TfLiteWakeWord(_find_tensorflowlite_c()).lib
+        lib.TfLiteInterpreterOptionsCreate.restype = C.c_void_p
+        lib.TfLiteInterpreterOptionsSetNumThreads.argtypes = [C.c_void_p, C.c_int32]
+        lib.TfLiteInterpreterOptionsSetNumThreads.restype = None
+        lib.TfLiteInterpreterOptionsDelete.argtypes = [C.c_void_p]
+        lib.TfLiteInterpreterOptionsDelete.restype = None
+        _lib = lib
     return _lib
 
 
@@ -42,7 +48,11 @@ class Net:
 
     def _interpreter(self, batch: int):
         if batch not in self._interpreters:
-            it = self.lib.TfLiteInterpreterCreate(self.model, None)
+            # one thread: the wake thread must leave the other cores to STT and TTS
+            options = self.lib.TfLiteInterpreterOptionsCreate()
+            self.lib.TfLiteInterpreterOptionsSetNumThreads(options, 1)
+            it = self.lib.TfLiteInterpreterCreate(self.model, options)
+            self.lib.TfLiteInterpreterOptionsDelete(options)
             shape = (batch, *self.item_shape)
             dims = (C.c_int32 * len(shape))(*shape)
             self.lib.TfLiteInterpreterResizeInputTensor(it, C.c_int32(0), dims, C.c_int32(len(shape)))
