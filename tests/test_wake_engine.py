@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from pyopen_wakeword import Model, OpenWakeWord, OpenWakeWordFeatures
 
+from appliance.audio.pcm import level_dbfs
 from appliance.config import WakeSettings
 from appliance.wake.arbitration import Arbiter, Claim
 from appliance.wake.features import CHUNK_BYTES, OwwFeatures, OwwModel
@@ -39,11 +40,13 @@ def test_batched_features_score_like_the_library(wake_pcm):
         got.append(ours.score(states))
     got = np.array(got)
     assert max(expected) > 0.9
-    # batches of different sizes take different TFLite kernels: the same up to float rounding,
-    # which a steep sigmoid can stretch to a few hundredths; detections are identical
+    # batch sizes and thread counts pick different TFLite kernels: equal up to float rounding, which
+    # the sigmoid's steep edge can stretch to a few hundredths on one chunk; the detections agree
+    expected = np.array(expected)
     for k in (0, 2):
-        np.testing.assert_allclose(got[:, k], expected, atol=0.05)
-        assert ((got[:, k] >= 0.5) == (np.array(expected) >= 0.5)).all()
+        assert np.median(np.abs(got[:, k] - expected)) < 1e-3
+        assert abs(got[:, k].max() - expected.max()) < 0.02
+        assert ((got[:, k] >= 0.5) == (expected >= 0.5)).all()
     assert got[:, 1].max() < 0.5
 
 
@@ -53,7 +56,8 @@ def test_gate_skips_a_quiet_stream_and_opens_on_speech(wake_pcm):
     quiet = np.random.default_rng(2).normal(0, 30, CHUNK_BYTES // 2).astype("<i2").tobytes()
     opened = [s.gate(quiet, 10.0) for _ in range(60)]
     assert not any(opened[30:])                          # a steady quiet room: no inference
-    loud = wake_pcm[len(wake_pcm) // 2:][:CHUNK_BYTES]
+    chunks = [wake_pcm[i:i + CHUNK_BYTES] for i in range(0, len(wake_pcm), CHUNK_BYTES)]
+    loud = max(chunks, key=level_dbfs)
     assert s.gate(loud, 10.0)
     assert all(s.gate(quiet, 10.0) for _ in range(5))     # held open after speech
     assert s.gate(quiet, 0.0)                             # gate_db 0: always on
