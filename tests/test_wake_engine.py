@@ -105,3 +105,13 @@ def test_catalog_knows_bundled_and_dropped_in_models(tmp_path):
         Catalog(WakeSettings(model="hey_nobody"))
     with pytest.raises(WakeModelError):
         Catalog(WakeSettings(models_dir=str(tmp_path / "missing")))
+
+
+def test_close_scores_tie_and_the_louder_wins_with_peak_scores():
+    a = Arbiter(0.3)
+    a.claim("*", Claim("far", "s", 0.999, -40.0, 1.0))
+    a.claim("*", Claim("near", "s", 0.62, -20.0, 1.05))
+    a.raise_score("*", "near", 0.97)            # the near device's score peaks a chunk later
+    a.raise_score("*", "near", 0.8)             # lower scores do not replace the peak
+    d = a.due(2.0)[0]
+    assert d.winner.device == "near" and d.winner.score == pytest.approx(0.97)

@@ -1,12 +1,14 @@
 """Only the nearest device answers: detections of one utterance are collected for a short window
-per group (a room, or the whole house), then the strongest wins (model score, then how loud the
-wake word was at that device) and every other device is told to stand down. A detection that
+per group (a room, or the whole house), then the strongest wins (model score, with scores within
+SCORE_TIE counted as equal, then how loud the wake word was at that device) and every other device is told to stand down. A detection that
 arrives within one window after its group was decided also stands down (a slow device hearing
-the same words)."""
+the same words). A claim's score is the peak the device reaches while the window is open."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+SCORE_TIE = 0.05             # scores this close count as equal: then the louder device wins
 
 
 @dataclass(frozen=True)
@@ -16,10 +18,6 @@ class Claim:
     score: float
     level_dbfs: float
     at: float                        # monotonic time of the detection
-
-    @property
-    def strength(self) -> tuple[float, float]:
-        return (round(self.score, 3), self.level_dbfs)
 
 
 @dataclass
@@ -52,6 +50,12 @@ class Arbiter:
         rnd.claims = [c for c in rnd.claims if c.device != claim.device] + [claim]
         return None
 
+    def raise_score(self, group: str, device: str, score: float) -> None:
+        """A device still hearing the wake word while its group waits: keep its peak score."""
+        rnd = self.rounds.get(group)
+        if rnd is not None:
+            rnd.claims = [replace(c, score=score) if c.device == device and score > c.score else c for c in rnd.claims]
+
     def next_deadline(self) -> float | None:
         return min((r.opened + self.window for r in self.rounds.values()), default=None)
 
@@ -62,7 +66,8 @@ class Arbiter:
             if now < rnd.opened + self.window:
                 continue
             del self.rounds[group]
-            ranked = sorted(rnd.claims, key=lambda c: c.strength, reverse=True)
+            best = max(c.score for c in rnd.claims)
+            ranked = sorted(rnd.claims, key=lambda c: (c.score >= best - SCORE_TIE, c.level_dbfs, c.score), reverse=True)
             self.decided[group] = (now, ranked[0].device)
             out.append(Decision(group, ranked[0], tuple(ranked[1:])))
         return out

@@ -163,10 +163,9 @@ class WakeWorker:
         if s.mode == SESSION:
             s.last_frame = time.monotonic()
             self.sessions.audio(device, s.session, pcm)
-        elif s.mode == ARBITRATING:
-            s.last_frame = time.monotonic()
-            s.capture.extend(pcm)
         else:
+            if s.mode == ARBITRATING:
+                s.capture.extend(pcm)               # kept for the session; still scored for the peak
             s.add(pcm)
 
     def _close(self, device: str, stream_id: str) -> None:
@@ -190,7 +189,7 @@ class WakeWorker:
     # detection: one pass = one chunk from every listening stream, batched
     def _detect(self) -> None:
         while True:
-            batch = [s for s in self.streams.values() if s.mode == LISTENING and s.ready]
+            batch = [s for s in self.streams.values() if s.mode != SESSION and s.ready]
             if not batch:
                 return
             self._pass(batch)
@@ -221,7 +220,9 @@ class WakeWorker:
         for s in batch:
             s.history.append(chunks[s.key])
         for s, score in scored:
-            if score >= s.threshold and now >= s.quiet_until:
+            if s.mode == ARBITRATING:
+                self.arbiter.raise_score(s.room, s.device, score)
+            elif score >= s.threshold and now >= s.quiet_until:
                 self._detected(s, score)
 
     def _catch_up(self, streams: list[Stream]) -> None:
@@ -238,10 +239,7 @@ class WakeWorker:
 
     def _detected(self, s: Stream, score: float) -> None:
         level = round(s.level(), 1)
-        after = s.tail(LAG_SAMPLES) + b"".join(s.ready) + bytes(s.pending)
-        s.ready.clear()
-        s.pending.clear()
-        s.capture = bytearray(after)
+        s.capture = bytearray(s.tail(LAG_SAMPLES) + b"".join(s.ready) + bytes(s.pending))
         s.mode = ARBITRATING
         self.metrics.inc("hearth_wake_detections_total")
         self.replies.send(w.wake_detected(s.device), w.WakeDetected(
@@ -273,6 +271,8 @@ class WakeWorker:
         for i in range(0, len(audio), STT_PIECE):
             self.sessions.audio(s.device, s.session, audio[i:i + STT_PIECE])
         s.capture = bytearray()
+        s.ready.clear()
+        s.pending.clear()
         s.mode = SESSION
         self._feedback(s, "listening")
 
@@ -280,6 +280,8 @@ class WakeWorker:
         """Back to listening for the wake word, with a fresh detector."""
         s.mode, s.session, s.capture = LISTENING, None, bytearray()
         s.history.clear()
+        s.ready.clear()
+        s.pending.clear()
         s.oww = None
         s.quiet_until = time.monotonic() + QUIET_AFTER_S
         if s.micro:
