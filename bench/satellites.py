@@ -159,7 +159,7 @@ def run() -> str:
     probe_pcm, wake_end, speech_end, busy = clips(tmp)
     noise = np.random.default_rng(7).normal(0, 33, 16000 * 20).astype("<i2").tobytes()    # about -60 dBFS
     sources = {"quiet": noise, "busy": busy}
-    hearth = start_hearth("[wake]\nmax_streams = 128\n[limits]\nmax_frame_bytes = 65536\n")
+    hearth = start_hearth("[wake]\nmax_streams = 256\n[limits]\nmax_frame_bytes = 65536\n")
     rows = []
     try:
         login = LocalAccounts(hearth.data).login(SERVICE_USER)
