@@ -122,9 +122,10 @@ class WakeWorker:
         try:
             fn(*args)
         except ProtocolError as exc:
-            device = args[0] if isinstance(args[0], str) else ""
-            self.metrics.error(time.time(), f"{device}: {exc.code}")
-            self.replies.error(device, exc)
+            device = args[0] if args and isinstance(args[0], str) else ""
+            self.metrics.error(time.time(), f"{device or 'wake'}: {exc.code}")
+            if device:
+                self.replies.error(device, exc)
         except Exception:
             log.exception("wake handling failed (%s)", fn.__name__)
 
