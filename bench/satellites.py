@@ -47,7 +47,13 @@ class Fleet:
         self.events: list[tuple[float, str, bytes]] = []
         self.conn = Connection(creds, self._on, [topics.device("+", "wake", "detected"), topics.device("+", "stt", "final")],
                                client_id="bench-satellites")
+        self.conn.client.max_inflight_messages_set(1000)
         self.conn.start()
+
+    def start(self, device: str, stream: str) -> None:
+        """A stream start, acknowledged before its first frame (QoS 0 frames can overtake QoS 1 starts)."""
+        info = self.conn.client.publish(w.wake_start(device), w.WakeStart(stream=stream).to_payload(), qos=1)
+        info.wait_for_publish(5)
 
     def _on(self, topic: str, payload: bytes) -> None:
         self.events.append((time.monotonic(), topic, payload))
@@ -55,7 +61,7 @@ class Fleet:
     def play(self, streams: dict[str, bytes], seconds: float, probe: tuple[str, bytes, float] | None) -> dict:
         """Stream every clip (looped) in real time; the probe's clip starts at `probe[2]` seconds."""
         for dev in streams:
-            self.conn.publish(w.wake_start(dev), w.WakeStart(stream="bench").to_payload())
+            self.start(dev, "bench")
         sent_at: dict[int, float] = {}
         t0 = time.monotonic()
         frames = int(seconds * 16000 * 2 / FRAME)
@@ -67,7 +73,7 @@ class Fleet:
                 dev, pcm, start = probe
                 j = k - int(start * 16000 * 2 / FRAME)
                 if j == 0:
-                    self.conn.publish(w.wake_start(dev), w.WakeStart(stream="probe").to_payload())
+                    self.start(dev, "probe")
                 if j >= 0:
                     chunk = pcm[j * FRAME:(j + 1) * FRAME] or b"\0" * FRAME
                     self.conn.publish(w.wake_audio(dev, "probe"), chunk, qos=0)

@@ -87,8 +87,13 @@ class Satellites:
         self.worker.put("close", device, msg.stream)
 
     # other threads
-    def _session_event(self, event: str, device: str, session: str, text: str) -> None:
-        if device in self.worker.streams:
+    def _session_event(self, event: str, device: str, session: str, text: str) -> None:   # session thread
+        s = self.worker.streams.get(device)
+        if s is None or s.session != session:
+            return
+        if event == "thinking":        # sent here, so it always comes before the transcript
+            self.service.replies.send(w.feedback(device), w.Feedback(state="thinking", stream=s.id, session=session))
+        else:
             self.worker.put("session", device, (event, session, text))
 
     def _speaking(self, event: str, device: str, request: str) -> None:

@@ -288,13 +288,10 @@ class WakeWorker:
         if s.micro:
             s.micro.reset()
 
-    # reports from the session thread: ("thinking" | "final" | "failed", session, text)
+    # reports from the session thread: ("final" | "failed", session, text)
     def _session_event(self, device: str, event: str, session: str, text: str) -> None:
         s = self.streams.get(device)
         if s is None or s.session != session:
-            return
-        if event == "thinking":
-            self._feedback(s, "thinking")
             return
         self._listen(s)
         if event == "failed":
