@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from appliance import config
+from appliance.devices import cli as devices_cli
 
 COMMANDS = """\
   hearth run                       start Mosquitto + the service + the web page (what ./build.sh run does)
@@ -17,6 +18,7 @@ COMMANDS = """\
   hearth client say TEXT --out F   ask the running Hearth to speak TEXT, write a WAV
   hearth client transcribe F.wav   send a WAV as a device would, print the transcript
   hearth config                    print the effective configuration as TOML
+  hearth devices list|pair CODE|rename ID NAME|revoke ID   the household's devices (docs/devices.md)
 """
 
 
@@ -53,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = []
+EXTENSIONS: list = [devices_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ even when it loses power. Hearth publishes each device's effective settings reta
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from mqtt.messages import Message, ProtocolError
@@ -51,13 +51,19 @@ class DeviceSettings(Message):
     voice: str = ""
     units: str = "metric"            # metric | imperial
     time_format: str = "24h"         # 24h | 12h
-    location: dict = field(default_factory=dict)   # {name, latitude, longitude, timezone}
+    location: str = ""               # a place name, for the person
+    latitude: float = 0.0
+    longitude: float = 0.0
+    timezone: str = "UTC"            # IANA name
+
+    @classmethod
+    def of(cls, name: str, room: str, values: dict) -> "DeviceSettings":
+        loc = values["location"]
+        return cls(name=name, room=room, language=values["language"], wake_word=values["wake_word"],
+                   voice=values["voice"], units=values["units"], time_format=values["time_format"],
+                   location=loc["name"], latitude=loc["latitude"], longitude=loc["longitude"], timezone=loc["timezone"])
 
 
 @dataclass(frozen=True)
 class SettingsGet(Message):
     TYPE: ClassVar[str] = "settings-get"
-
-
-def all_message_classes() -> list[type[Message]]:
-    return [DeviceStatus, DeviceSettings, SettingsGet]

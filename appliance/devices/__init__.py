@@ -27,6 +27,7 @@ def install(service) -> Devices:
     devices = Devices(service.store, service.settings, voices=lambda: sorted(service.voices.available))
     devices.sync_broker = service.sync_broker
     devices.publish = service._publish
+    devices.live = True
     service.devices = devices
     service.account_providers.append(devices.accounts)
 

@@ -24,11 +24,12 @@ from mqtt import devices as wire
 from mqtt.broker import Account
 
 log = logging.getLogger(__name__)
+APPLIED_KEY = "devices.applied"     # the generation the running service has applied (the CLI waits for it)
 
 
 class Devices:
     def __init__(self, store: Store, settings: Settings, voices: Callable[[], list[str]] = lambda: []):
-        self.settings = settings
+        self.config = settings
         self.registry = Registry(store)
         self.tokens = TokenBook(store, settings.devices.token_ttl_s)
         self.pairing = Pairing(store, self.registry, self.tokens, settings.devices)
@@ -42,6 +43,7 @@ class Devices:
         self._accounts: frozenset | None = None     # logins last written to the broker
         self._applied = -1
         self._lock = threading.RLock()
+        self.live = False            # True in the running service (install sets it)
 
     # pairing
     def request_code(self, state: str, client_addr: str, device_type: str = "mycroft", platform: str = "",
@@ -119,7 +121,7 @@ class Devices:
         return result
 
     def settings_message(self, device: Device) -> wire.DeviceSettings:
-        return wire.DeviceSettings(name=device.name, room=device.room, **self.book.effective(device.id))
+        return wire.DeviceSettings.of(device.name, device.room, self.book.effective(device.id))
 
     # the broker and the devices
     def accounts(self) -> list[Account]:
@@ -152,6 +154,8 @@ class Devices:
                 elif device.activated_at:
                     self.publish_settings(device.id, republish)
             self._applied = generation
+            if self.live:
+                self.store.put(APPLIED_KEY, str(generation))
 
     def changed_elsewhere(self) -> bool:
         return self.registry.generation() != self._applied
