@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from appliance.accounts import LocalAccounts
 from appliance.config import Settings
+from appliance.devices.registry import Registry
 from appliance.inbound import Inbound
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
@@ -58,7 +59,10 @@ class Service:
         self.accounts = LocalAccounts(settings.data_dir)
         self.store = Store(settings.data_dir / "hearth.db")
         # more broker logins (devices, Hermes) come from these providers
-        self.account_providers: list[Callable[[], list[Account]]] = [self.accounts.broker_accounts]
+        # the device registry's logins are here from the start, so the broker knows them before the
+        # engines load (and `hearth setup` keeps them)
+        self.account_providers: list[Callable[[], list[Account]]] = [self.accounts.broker_accounts,
+                                                                     Registry(self.store).broker_accounts]
         self._stoppers: list[Callable[[], None]] = []
         self.conn: Connection | None = None
         self.startup_notes: list[str] = []     # lines `hearth run` prints once (e.g. a new admin password)

@@ -29,7 +29,6 @@ def install(service) -> Devices:
     devices.publish = service._publish
     devices.live = True
     service.devices = devices
-    service.account_providers.append(devices.accounts)
 
     presence = Presence(devices.registry, BrokerLog(broker_config(service.settings).log, service.settings.broker.tls_port),
                         service.settings.limits.max_json_bytes)

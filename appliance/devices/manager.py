@@ -125,7 +125,7 @@ class Devices:
 
     # the broker and the devices
     def accounts(self) -> list[Account]:
-        return [Account(d.id, pw_hash, "device", d.device_type) for d, pw_hash in self.registry.password_hashes()]
+        return self.registry.broker_accounts()
 
     def publish_settings(self, device_id: str, force: bool = False) -> None:
         device = self.registry.get(device_id)

@@ -17,6 +17,7 @@ import sqlite_utils
 
 from appliance.devices.errors import BadSetting, UnknownDevice
 from appliance.store import Store
+from mqtt.broker import Account
 
 GENERATION_KEY = "devices.generation"
 DEVICE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -129,6 +130,10 @@ class Registry:
     def password_hashes(self) -> list[tuple[Device, str]]:
         rows = self.store.db.query("select * from devices_devices where revoked_at is null and password_hash is not null")
         return [(Device.from_row(r), r["password_hash"]) for r in rows]
+
+    def broker_accounts(self) -> list[Account]:
+        """Every paired, unrevoked device as a broker login (user = device id)."""
+        return [Account(d.id, pw_hash, "device", d.device_type) for d, pw_hash in self.password_hashes()]
 
     def generation(self) -> int:
         return int(self.store.get(GENERATION_KEY, "0") or 0)
