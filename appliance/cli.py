@@ -10,6 +10,7 @@ from pathlib import Path
 
 from appliance import config
 from appliance.devices import cli as devices_cli
+from firmware_cache import cli as firmware_cli
 
 COMMANDS = """\
   hearth run                       start Mosquitto + the service + the web page (what ./build.sh run does)
@@ -55,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [devices_cli]
+EXTENSIONS: list = [devices_cli, firmware_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 # Rooms beyond the voice core: modules with install(service), called before the broker connection.
-ROOMS: list[str] = ["appliance.devices"]
+ROOMS: list[str] = [
+    "appliance.devices",
+    "firmware_cache.room",
+]
 
 
 def broker_config(settings: Settings) -> BrokerConfig:
