@@ -128,7 +128,7 @@ class SessionManager:
             raise ProtocolError("too_many_sessions",
                                 f"{open_here} sessions already open for this device; end one first", msg.session)
         engine = self.decoder.engine
-        session = SttSession(device, msg, Endpointer(self.settings.endpoint),
+        session = SttSession(device, msg, Endpointer(self.settings.endpoint, stop_at_endpoint=msg.endpoint == "vad"),
                              stream=engine.open_stream() if engine.streaming else None)
         self._warned.discard(key)
         self.sessions[key] = session
