@@ -34,12 +34,16 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 # Rooms beyond the voice core: modules with install(service), called before the broker connection.
-ROOMS: list[str] = ["appliance.admin", "appliance.logbuffer", "appliance.utterances"]
+ROOMS: list[str] = ["appliance.devices", "appliance.admin", "appliance.logbuffer", "appliance.utterances"]
 
 
 def broker_config(settings: Settings) -> BrokerConfig:
+    tls = None
+    if settings.broker.tls_port:        # Hearth's own CA and the broker's certificate, made on first start
+        from appliance.devices import ca
+        tls = ca.ensure(settings.data_dir / "tls", ca.local_names(settings.broker.advertise_host)).as_tuple()
     return BrokerConfig(directory=settings.data_dir / "broker", bind=settings.broker.bind,
-                        port=settings.broker.port, tls_port=settings.broker.tls_port,
+                        port=settings.broker.port, tls_port=settings.broker.tls_port, tls_files=tls,
                         max_packet_bytes=max(1 << 20, settings.limits.max_frame_bytes * 2))
 
 

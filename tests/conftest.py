@@ -8,6 +8,7 @@ Test speech is synthesised here (Piper, or espeak-ng + sox) and cached per sessi
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import socket
 import subprocess
@@ -92,7 +93,7 @@ def device(hearth, request):
     counter = iter(range(1000))
 
     def make(name: str | None = None) -> DeviceLink:
-        base = request.node.name.replace("[", "-").replace("]", "")[:40]
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:40].strip("-")
         link = hearth.device(name or f"{base}-{next(counter)}")
         links.append(link)
         return link
