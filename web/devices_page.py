@@ -19,6 +19,7 @@ import re
 
 import bottle
 
+from appliance import live
 from web.pages import as_json, bad_request, body, form_reply, render
 
 NAME = re.compile(r"^[^\x00-\x1f<>]{1,64}$")
@@ -31,17 +32,51 @@ def registry(service):
 def as_dict(row) -> dict:
     if isinstance(row, dict):
         return dict(row)
+    if hasattr(row, "to_dict"):
+        return row.to_dict()
     if dataclasses.is_dataclass(row):
         return dataclasses.asdict(row)
     return dict(vars(row))
 
 
-def listing(service) -> dict:
+def listing(service, with_settings: bool = False) -> dict:
     reg = registry(service)
     if reg is None:
         return {"available": False, "pending": [], "devices": []}
-    return {"available": True, "pending": [as_dict(p) for p in reg.pending()],
-            "devices": [as_dict(d) for d in reg.list()]}
+    devices = [as_dict(d) for d in reg.list()]
+    if with_settings:
+        for d in devices:
+            d["settings"] = device_settings(reg, d["id"])
+    return {"available": True, "pending": [as_dict(p) for p in reg.pending()], "devices": devices}
+
+
+def device_settings(reg, device_id: str) -> dict:
+    """A device's effective settings. (Devices.settings(id) is shadowed by its `settings` attribute,
+    the service's Settings tree, so this goes through get() and the settings book.)"""
+    method = getattr(reg, "settings", None)
+    if callable(method):
+        return method(device_id)
+    reg.get(device_id)
+    return reg.book.effective(device_id)
+
+
+def settings_fields(fields: dict) -> dict:
+    """Form fields -> registry values: 'location.name' etc. become one location object."""
+    values, location = {}, {}
+    for key, value in fields.items():
+        if key.startswith("location."):
+            sub = key.split(".", 1)[1]
+            if sub in ("latitude", "longitude") and isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ValueError(f"location.{sub} must be a number") from None
+            location[sub] = value
+        else:
+            values[key] = value
+    if location:
+        values["location"] = location
+    return values
 
 
 def check_text(value, what: str) -> tuple[str, str | None]:
@@ -59,7 +94,9 @@ def registry_error(exc: Exception) -> str:
 
 def install(app: bottle.Bottle, service) -> None:
     def page(errors=None, values=None):
-        return render("devices", title="Devices", d=listing(service), errors=errors or {}, values=values or {})
+        return render("devices", title="Devices", d=listing(service, with_settings=True), errors=errors or {},
+                      values=values or {}, voices=sorted(service.voices.available), wake_words=live.wake_models(),
+                      languages=live.LANGUAGES)
 
     def need_registry():
         if registry(service) is None:
@@ -81,11 +118,14 @@ def install(app: bottle.Bottle, service) -> None:
         code = re.sub(r"[\s-]", "", str(fields.get("code") or "")).upper()
         if not re.fullmatch(r"[A-Z0-9]{4,12}", code):
             return form_reply(page, "/devices", {"code": "type the code the device shows (letters and digits)"}, values=fields)
+        name = str(fields.get("name") or "").strip() or None
+        room = str(fields.get("room") or "").strip()
         try:
-            device = reg.confirm(code)
+            device = reg.confirm(code, name, room)
         except (LookupError, ValueError) as exc:
             return form_reply(page, "/devices", {"code": registry_error(exc)}, values=fields)
-        return form_reply(page, "/devices", notice=f"Paired: {code}.",
+        label = device.name if device is not None else code
+        return form_reply(page, "/devices", notice=f"Let {label} in; it finishes pairing by itself within seconds.",
                           data={"device": as_dict(device) if device is not None else None})
 
     @app.post("/api/devices/<device_id>")
@@ -96,7 +136,7 @@ def install(app: bottle.Bottle, service) -> None:
         for key, what in (("name", "Name"), ("room", "Room")):
             if key in fields:
                 updates[key], message = check_text(fields[key], what)
-                if message:
+                if message and not (key == "room" and updates[key] == ""):    # an empty room clears it
                     errors[f"{device_id}.{key}"] = message
         extra = set(fields) - {"name", "room"}
         if extra:
@@ -127,7 +167,7 @@ def install(app: bottle.Bottle, service) -> None:
     def get_settings(device_id):
         reg = need_registry()
         try:
-            return as_json({"settings": reg.settings(device_id)})
+            return as_json({"settings": device_settings(reg, device_id)})
         except (LookupError, ValueError) as exc:
             return bad_request(registry_error(exc), "unknown_device", 404)
 
@@ -136,7 +176,7 @@ def install(app: bottle.Bottle, service) -> None:
         reg = need_registry()
         fields = body()
         try:
-            result = reg.update_settings(device_id, **fields)
+            result = reg.update_settings(device_id, **settings_fields(fields))
         except (LookupError, ValueError, TypeError) as exc:
             return form_reply(page, "/devices", {f"{device_id}.settings": registry_error(exc)}, values=fields)
         return form_reply(page, "/devices", notice="Saved the device's settings.", data={"settings": result})

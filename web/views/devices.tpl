@@ -15,11 +15,12 @@
     % for p in d['pending']:
     <li>
       <span class="code">{{p.get('code', '')}}</span>
-      <span>{{p.get('name') or p.get('device_type') or p.get('platform') or 'New device'}}
-        <span class="hint">{{p.get('address', '')}} · asked {{when(p.get('created') or p.get('created_at') or p.get('requested_at'))}}</span></span>
+      <span class="who">{{p.get('name') or 'New ' + (p.get('device_type') or 'device')}}
+        <span class="hint">{{p.get('platform') or p.get('device_type')}} at {{p.get('client_addr', '')}} · asked {{when(p.get('created'))}}</span></span>
       <form method="post" action="/api/devices/confirm" data-api data-reload>
         <input type="hidden" name="csrf" value="{{csrf}}">
         <input type="hidden" name="code" value="{{p.get('code', '')}}">
+        <input name="room" placeholder="Room (optional)" aria-label="Room for {{p.get('code', '')}}" maxlength="64">
         <button type="submit">Let it in</button>
       </form>
     </li>
@@ -69,24 +70,36 @@
       % err(f'{did}.name')
       % err(f'{did}.room')
     </details>
-    % settings = dev.get('_settings') or {}
-    % if settings:
+    % st = dev.get('settings') or {}
+    % if st:
     <details>
       <summary>Device settings</summary>
       <form method="post" action="/api/devices/{{did}}/settings" data-api data-reload>
         <input type="hidden" name="csrf" value="{{csrf}}">
-        % for key, value in settings.items():
-        <div class="field{{' check' if isinstance(value, bool) else ''}}">
-          % if isinstance(value, bool):
-          <input type="hidden" name="{{key}}" value="off">
-          <input id="s-{{did}}-{{key}}" type="checkbox" name="{{key}}" value="on"{{!' checked' if value else ''}}>
-          <label for="s-{{did}}-{{key}}">{{key.replace('_', ' ')}}</label>
-          % else:
-          <label for="s-{{did}}-{{key}}">{{key.replace('_', ' ')}}</label>
-          <input id="s-{{did}}-{{key}}" name="{{key}}" value="{{value}}"{{!' type="number" step="any"' if isinstance(value, (int, float)) else ''}}>
+        <div class="row">
+          % for key, label, options in (('language', 'Language', languages), ('wake_word', 'Wake word', {w: w.replace('_', ' ') for w in wake_words}), ('voice', 'Voice', {v: v for v in voices}), ('units', 'Units', {'metric': 'metric', 'imperial': 'imperial'}), ('time_format', 'Clock', {'24h': '24 hour', '12h': '12 hour'})):
+          <div class="field">
+            <label for="s-{{did}}-{{key}}">{{label}}</label>
+            <select id="s-{{did}}-{{key}}" name="{{key}}">
+              % if st.get(key) not in options:
+              <option value="{{st.get(key)}}" selected>{{st.get(key)}}</option>
+              % end
+              % for value, text in options.items():
+              <option value="{{value}}"{{!' selected' if value == st.get(key) else ''}}>{{text}}</option>
+              % end
+            </select>
+          </div>
           % end
+          % loc = st.get('location') or {}
+          <div class="field">
+            <label for="s-{{did}}-place">Place name</label>
+            <input id="s-{{did}}-place" name="location.name" value="{{loc.get('name', '')}}" maxlength="100">
+          </div>
+          <div class="field">
+            <label for="s-{{did}}-tz">Time zone</label>
+            <input id="s-{{did}}-tz" name="location.timezone" value="{{loc.get('timezone', 'UTC')}}" placeholder="Europe/Oslo">
+          </div>
         </div>
-        % end
         <button type="submit">Save settings</button>
       </form>
       % err(f'{did}.settings')
