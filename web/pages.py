@@ -89,5 +89,5 @@ def install(app: bottle.Bottle) -> None:
         if not bottle.request.path.startswith(("/v1/", "/firmware/")):
             headers.setdefault("X-Frame-Options", "DENY")
             headers.setdefault("Content-Security-Policy",
-                               "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+                               "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; connect-src 'self' blob:; "
                                "style-src 'self'; script-src 'self'; frame-ancestors 'none'")
