@@ -65,7 +65,8 @@ def form_reply(page, redirect_to: str, errors: dict | None = None, notice: str =
     """JSON for the pages' scripts; for a plain form post, the page again (errors) or a redirect."""
     if wants_json():
         if errors:
-            return as_json({"error": "invalid", "message": "some fields are not valid", "errors": errors}, 422)
+            return as_json({"error": "invalid", "message": "Nothing was changed: please fix the fields marked below.",
+                            "errors": errors}, 422)
         return as_json({"ok": True, "message": notice, **(data or {})})
     if errors:
         bottle.response.status = 422

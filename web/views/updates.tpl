@@ -6,7 +6,7 @@
 % if not u['available']:
 <section class="card">
   <h2>Firmware</h2>
-  <p class="empty">This Hearth has no firmware cache, so there are no device images to show or update.</p>
+  <p class="empty">This Hearth has no firmware cache, so there are no device images to show, import or update.</p>
 </section>
 % else:
 <section class="card">
@@ -50,7 +50,6 @@
   </div>
   <button type="submit">Import</button>
 </form>
-% end
 % if u['manifest_url'] is not None:
 <form method="post" action="/api/updates/manifest" data-api class="card">
   <input type="hidden" name="csrf" value="{{csrf}}">
@@ -63,6 +62,5 @@
   </div>
   <button type="submit">Save address</button>
 </form>
-% else:
-<section class="card"><h2>Upstream manifest</h2><p class="empty">Not configured in this build: firmware comes only from imports.</p></section>
+% end
 % end
