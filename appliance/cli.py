@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from appliance import config
+from firmware_cache import cli as firmware_cli
 
 COMMANDS = """\
   hearth run                       start Mosquitto + the service + the web page (what ./build.sh run does)
@@ -53,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = []
+EXTENSIONS: list = [firmware_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

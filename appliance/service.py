@@ -34,7 +34,13 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 # Rooms beyond the voice core: modules with install(service), called before the broker connection.
-ROOMS: list[str] = ["appliance.devices", "appliance.admin", "appliance.logbuffer", "appliance.utterances"]
+ROOMS: list[str] = [
+    "firmware_cache.room",
+    "appliance.devices",
+    "appliance.admin",
+    "appliance.logbuffer",
+    "appliance.utterances",
+]
 
 
 def broker_config(settings: Settings) -> BrokerConfig:

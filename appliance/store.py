@@ -23,6 +23,7 @@ Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 MIGRATION_MODULES: list[str] = [
     "appliance.store",
     "appliance.devices.registry",
+    "firmware_cache.registry",
 ]
 
 

@@ -46,7 +46,7 @@ def test_vosk_silence_gives_nothing(vosk_hearth):
     assert heard.final.text == ""
 
 
-def test_unknown_engine_and_bad_model_dir_are_named(tmp_path):
+def test_unknown_engine_device_and_bad_model_dir_are_named(tmp_path):
     from appliance.config import SttSettings
     from appliance.stt.engines import SttError, load_engine
     with pytest.raises(SttError, match="unknown stt.engine 'kaldi'"):
@@ -55,3 +55,14 @@ def test_unknown_engine_and_bad_model_dir_are_named(tmp_path):
         load_engine(SttSettings(engine="vosk", vosk_model=str(tmp_path)))
     with pytest.raises(SttError, match="not a faster-whisper"):
         load_engine(SttSettings(model=str(tmp_path)))
+    with pytest.raises(SttError, match="must be auto, cpu or cuda"):
+        load_engine(SttSettings(device="tpu"))
+
+
+def test_auto_device_is_cpu_without_cuda():
+    """These machines have no GPU: 'auto' must pick the CPU with int8 (CUDA would pick float16)."""
+    from appliance.config import SttSettings
+    from appliance.stt.engines import cuda_available
+    from appliance.stt.whisper import WhisperEngine
+    engine = WhisperEngine(SttSettings())
+    assert engine.device == ("cuda" if cuda_available() else "cpu")
