@@ -24,7 +24,8 @@ _write_lock = threading.Lock()
 
 # which sections apply without a restart
 LIVE = {"tts", "endpoint", "wake", "privacy"}
-LIVE_KEYS = {("stt", "language"), ("stt", "partial_interval_ms")}
+LIVE_KEYS = {("stt", "language"), ("stt", "partial_interval_ms"), ("web", "metrics_token"),
+             ("firmware", "manifest_url")}
 
 
 class InvalidSettings(ValueError):

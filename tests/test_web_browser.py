@@ -174,7 +174,18 @@ def test_the_household_flow_in_chromium(web, browser):
     for width in (390, 1280):
         shoot(d, "voice", width)
 
-    # the other pages render (screenshots at both widths)
+    # the other pages render (screenshots at both widths); one firmware image cached for Updates
+    import json
+    from firmware_support import image, release_doc
+    usb = ARTIFACTS.parent / ".usb-import"
+    usb.mkdir(exist_ok=True)
+    data = image(24 << 10)
+    (usb / "satellite-1.4.2.bin").write_bytes(data)
+    (usb / "satellite.json").write_text(json.dumps(release_doc("satellite", "1.4.2", data, "satellite-1.4.2.bin")))
+    try:
+        assert [o.state for o in web.service.firmware.import_dir(usb)] == ["cached"]
+    finally:
+        shutil.rmtree(usb)
     for path in ("/", "/updates", "/privacy", "/system"):
         d.get(base + path)
         assert "Traceback" not in d.page_source and d.find_element(By.TAG_NAME, "h1").text

@@ -329,13 +329,31 @@ def test_pairing_rename_move_settings_and_revoke_through_the_api(web, signed_in)
     assert signed_in.post(f"{base}/api/devices/{device_id}/revoke").status_code == 422
 
 
-def test_updates_page_says_plainly_when_there_is_nothing(web, signed_in):
-    page = signed_in.get(web.web_url + "/updates").text
-    state = signed_in.get(web.web_url + "/api/updates").json()
-    if not state["available"]:
-        assert "no firmware cache" in page
-    else:
-        assert "No firmware images are cached yet" in page or state["types"]
+def test_updates_page_imports_from_a_folder_and_sets_the_manifest_address(web, signed_in, tmp_path):
+    from firmware_support import image, release_doc
+    base = web.web_url
+    assert "No firmware images are cached yet" in signed_in.get(base + "/updates").text
+    assert signed_in.post(f"{base}/api/updates/import", json={"folder": "relative/path"}).status_code == 422
+    empty = signed_in.post(f"{base}/api/updates/import", json={"folder": str(tmp_path)})
+    assert empty.status_code == 422 and "manifests" in empty.json()["errors"]["folder"]
+    data = image(16 << 10)
+    (tmp_path / "speaker-1.2.0.bin").write_bytes(data)
+    (tmp_path / "speaker.json").write_text(json.dumps(release_doc("speaker", "1.2.0", data, "speaker-1.2.0.bin")))
+    tampered = image(16 << 10, seed=2)
+    (tmp_path / "lamp-0.1.bin").write_bytes(tampered[:-1] + b"x")
+    (tmp_path / "lamp.json").write_text(json.dumps(release_doc("lamp", "0.1", tampered, "lamp-0.1.bin")))
+    r = signed_in.post(f"{base}/api/updates/import", json={"folder": str(tmp_path)})
+    assert r.status_code == 200 and "Imported 1 image(s); 1 rejected" in r.json()["message"]
+    state = signed_in.get(f"{base}/api/updates").json()
+    speaker = next(t for t in state["types"] if t["device_type"] == "speaker")
+    assert [rel["version"] for rel in speaker["releases"]] == ["1.2.0"]
+    assert "1.2.0" in signed_in.get(base + "/updates").text
+    bad = signed_in.post(f"{base}/api/updates/manifest", json={"manifest_url": "ftp://x"})
+    assert bad.status_code == 422 and web.service.settings.firmware.manifest_url == ""
+    url = "http://127.0.0.1:9/firmware/{type}/{channel}.json"
+    assert signed_in.post(f"{base}/api/updates/manifest", json={"manifest_url": url}).status_code == 200
+    assert web.service.firmware.manifest_url("speaker", "stable") == "http://127.0.0.1:9/firmware/speaker/stable.json"
+    signed_in.post(f"{base}/api/updates/manifest", json={"manifest_url": ""})
 
 
 def test_restart_is_refused_where_hearth_was_not_started_by_hearth_run(web, signed_in):

@@ -18,6 +18,7 @@ from pathlib import Path
 import bottle
 
 from appliance import live
+from firmware_cache.errors import FirmwareError
 from web.pages import as_json, body, form_reply, render
 
 
@@ -67,7 +68,11 @@ def install(app: bottle.Bottle, service) -> None:
             return form_reply(page, "/updates", {"folder": "give the full path of a folder, e.g. /media/usb"}, values=fields)
         if not Path(folder).is_dir():
             return form_reply(page, "/updates", {"folder": f"{folder} is not a folder on this box"}, values=fields)
-        outcomes = [dataclasses.asdict(o) if dataclasses.is_dataclass(o) else o for o in fw.import_dir(Path(folder))]
+        try:
+            found = fw.import_dir(Path(folder))
+        except (FirmwareError, OSError) as exc:
+            return form_reply(page, "/updates", {"folder": str(exc)}, values=fields)
+        outcomes = [dataclasses.asdict(o) if dataclasses.is_dataclass(o) else o for o in found]
         good = [o for o in outcomes if o.get("state") == "cached"]
         bad = [o for o in outcomes if o.get("state") == "error"]
         if not outcomes:
