@@ -10,6 +10,7 @@ from pathlib import Path
 
 from appliance import config
 from firmware_cache import cli as firmware_cli
+from appliance import admin_cli
 
 COMMANDS = """\
   hearth run                       start Mosquitto + the service + the web page (what ./build.sh run does)
@@ -54,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [firmware_cli]
+EXTENSIONS: list = [firmware_cli, admin_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

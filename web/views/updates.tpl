@@ -22,7 +22,7 @@
   <p class="empty">No images for this device type yet.</p>
   % else:
   <div class="table-wrap"><table>
-    <thead><tr><th>Version</th><th>Channel</th><th>State</th><th>Size</th><th>Devices on it</th></tr></thead>
+    <thead><tr><th>Version</th><th>Channel</th><th>State</th><th>Size</th><th>Devices</th></tr></thead>
     <tbody>
     % for r in t['releases']:
     % on = [d['device'] for d in t['devices'] if d.get('version') == r['version']]
