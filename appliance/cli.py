@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from appliance import config
+from appliance import admin_cli, config
 from appliance.devices import cli as devices_cli
 from firmware_cache import cli as firmware_cli
 
@@ -56,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [devices_cli, firmware_cli]
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

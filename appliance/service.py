@@ -38,6 +38,9 @@ VERSION = "0.1.0"
 ROOMS: list[str] = [
     "appliance.devices",
     "firmware_cache.room",
+    "appliance.admin",
+    "appliance.logbuffer",
+    "appliance.utterances",
 ]
 
 
