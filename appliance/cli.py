@@ -8,7 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
-from appliance import config, satellite_cli
+from appliance import admin_cli, config, satellite_cli
+from appliance.devices import cli as devices_cli
 from firmware_cache import cli as firmware_cli
 
 COMMANDS = """\
@@ -19,6 +20,7 @@ COMMANDS = """\
   hearth client transcribe F.wav   send a WAV as a device would, print the transcript
   hearth client satellite --wav F  stream a WAV as a wake word satellite, print detections, transcript, reply
   hearth config                    print the effective configuration as TOML
+  hearth devices list|pair CODE|rename ID NAME|revoke ID   the household's devices (docs/devices.md)
 """
 
 
@@ -57,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [firmware_cli]
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
 CLIENT_ACTIONS: list = [satellite_cli]
 

@@ -64,6 +64,8 @@ class SessionManager:
         self.sessions: dict[tuple[str, str], SttSession] = {}
         self._warned: set[tuple[str, str]] = set()
         self.inbox: queue.Queue = queue.Queue()
+        # fn(device, session, text, audio, engine) after each final transcript (e.g. the privacy store)
+        self.on_final: list = []
         self._stop = threading.Event()
         # fn(event, device, session, text) on the audio thread; event: thinking | final | failed
         self.observers: list = []
@@ -130,7 +132,7 @@ class SessionManager:
             raise ProtocolError("too_many_sessions",
                                 f"{open_here} sessions already open for this device; end one first", msg.session)
         engine = self.decoder.engine
-        session = SttSession(device, msg, Endpointer(self.settings.endpoint),
+        session = SttSession(device, msg, Endpointer(self.settings.endpoint, stop_at_endpoint=msg.endpoint == "vad"),
                              stream=engine.open_stream() if engine.streaming else None)
         self._warned.discard(key)
         self.sessions[key] = session
@@ -259,6 +261,11 @@ class SessionManager:
         s.state = "done"
         self._notify("final", s, text)
         self._drop(s)
+        for hook in self.on_final:
+            try:
+                hook(s.device, s.start.session, text, bytes(s.audio), self.decoder.engine.name)
+            except Exception:
+                log.exception("final-transcript hook %s failed", hook)
 
     def _notify(self, event: str, s: SttSession, text: str = "") -> None:
         for observer in self.observers:

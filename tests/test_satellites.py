@@ -138,3 +138,20 @@ def test_satellite_command_reports_a_missing_file():
     out = subprocess.run([sys.executable, "-m", "appliance.cli", "client", "satellite", "--wav", "/nonexistent.wav",
                           "--broker", "mqtt://x:y@127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.startswith("Error: ")
+
+
+def test_status_offline_will_also_ends_the_stream(hearth, device):
+    """A device whose one MQTT will is the registry's status (online: false) loses its stream too."""
+    link = device()
+    link.publish(w.wake_start(link.device), w.WakeStart(stream="st").to_payload())
+    link.publish(w.wake_audio(link.device, "st"), b"\0" * 3200, qos=0)
+    worker = hearth.service.satellites.worker
+    deadline = time.monotonic() + 5
+    while link.device not in worker.streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert link.device in worker.streams
+    link.publish(f"hearth/{link.device}/status", b'{"type": "device-status", "v": 1, "online": false}')
+    deadline = time.monotonic() + 5
+    while link.device in worker.streams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert link.device not in worker.streams

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import time
 
+from appliance.devices.errors import DeviceError
 from appliance.wake import answers
 from appliance.wake.models import Catalog
 from appliance.wake.worker import WakeWorker
+from mqtt import topics
 from mqtt import wake as w
+from mqtt.devices import DeviceStatus
 from mqtt.messages import ProtocolError, TtsSay
 
 FLOOD_FACTOR = 1.5           # a stream may send audio this much faster than real time ...
@@ -58,10 +61,20 @@ class Satellites:
         service.speaker.observers.append(self._speaking)
 
     def group_of(self, device: str, start: w.WakeStart) -> str:
-        """Who competes for one wake word: a room (from the stream start for now), or the house."""
+        """Who competes for one wake word: the device's room (registry first, then the stream
+        start's `room`; devices without one share the house group), or the whole house."""
         if self.service.settings.wake.arbitration_group == "all":
             return "*"
-        return start.room or "*"
+        return self._registry_room(device) or start.room or "*"
+
+    def _registry_room(self, device: str) -> str:
+        devices = getattr(self.service, "devices", None)
+        if devices is None:
+            return ""
+        try:
+            return devices.get(device).room
+        except DeviceError:
+            return ""                  # a login the registry does not know (Hearth's own, tests)
 
     # network thread
     def on_start(self, device: str, ref: str | None, payload: bytes) -> None:
@@ -80,6 +93,12 @@ class Satellites:
         self.service.metrics.inc("hearth_wake_frames_dropped_total")
         if allowed is False:
             raise ProtocolError("too_fast", "audio arrives faster than real time; frames are being dropped", stream)
+
+    def on_status(self, device: str, payload: bytes) -> None:
+        """A device's status going offline (its last will, when it uses the registry's) ends its stream."""
+        if payload and not DeviceStatus.from_payload(payload, self.max_json).online:
+            self.flood.buckets.pop(device, None)
+            self.worker.put("close", device, "")
 
     def on_end(self, device: str, ref: str | None, payload: bytes) -> None:
         msg = w.WakeEnd.from_payload(payload, self.max_json)
@@ -122,3 +141,13 @@ def install(service) -> None:
     service.inbound.extra["wake/audio"] = service.satellites.on_audio
     service.inbound.extra["wake/end"] = service.satellites.on_end
     service._stoppers.insert(0, service.satellites.stop)
+    # a device has one MQTT will: the registry's status will (online: false) ends streams too
+    status = service.inbound.extra.get("status")
+
+    def on_status(device: str, ref: str | None, payload: bytes) -> None:
+        service.satellites.on_status(device, payload)
+        if status is not None:
+            status(device, ref, payload)
+
+    service.inbound.extra["status"] = on_status
+    service.subscriptions += [t for t in (topics.device("+", "status"),) if t not in service.subscriptions]
