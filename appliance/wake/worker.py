@@ -30,6 +30,7 @@ from mqtt.messages import ProtocolError, SttStart
 log = logging.getLogger(__name__)
 QUIET_AFTER_S = 1.0          # no new detection on a stream right after its session or a stand-down
 STT_PIECE = 32000            # audio handed to the session in pieces of 1 s
+PRE_ROLL_SAMPLES = 3200      # the session starts 200 ms before the scored audio ends: a word's onset is kept
 PASS_S = 0.08                # detection passes run once per 80 ms chunk, so each batches every stream
 
 
@@ -240,7 +241,7 @@ class WakeWorker:
 
     def _detected(self, s: Stream, score: float) -> None:
         level = round(s.level(), 1)
-        s.capture = bytearray(s.tail(LAG_SAMPLES) + b"".join(s.ready) + bytes(s.pending))
+        s.capture = bytearray(s.tail(LAG_SAMPLES + PRE_ROLL_SAMPLES) + b"".join(s.ready) + bytes(s.pending))
         s.mode = ARBITRATING
         self.metrics.inc("hearth_wake_detections_total")
         self.replies.send(w.wake_detected(s.device), w.WakeDetected(
