@@ -155,3 +155,11 @@ def test_status_offline_will_also_ends_the_stream(hearth, device):
     while link.device in worker.streams and time.monotonic() < deadline:
         time.sleep(0.05)
     assert link.device not in worker.streams
+
+
+def test_stream_in_another_format_is_converted(device, speech):
+    """A 22.05 kHz microphone: Hearth resamples the stream before the wake word and STT see it."""
+    wav = speech(WAKE, rate=22050)
+    heard = satellite.run(device(), Wav(b"\0" * 22050 + wav.pcm, wav.format))
+    assert heard.of("detected") and heard.of("final"), heard.events
+    assert word_error_rate("what time is it", heard.of("final")[0].text) <= 0.34
