@@ -63,6 +63,9 @@ class SessionManager:
         self.metrics = metrics
         self.sessions: dict[tuple[str, str], SttSession] = {}
         self._warned: set[tuple[str, str]] = set()
+        # other edges (Hermes, Wyoming) register a sink for their device ids ("hermes:<site>", ...):
+        # its partial(SttPartial), final(SttFinal) and error(ProtocolError) replace the MQTT topics
+        self.sinks: dict[str, object] = {}
         self.inbox: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audio", daemon=True)
@@ -102,7 +105,7 @@ class SessionManager:
                     case "stop": return
             except ProtocolError as exc:
                 self.metrics.error(time.time(), f"{device}: {exc.code}")
-                self.replies.error(device, exc)
+                self._error(device, exc)
             except Exception:
                 log.exception("session handling failed (%s from %s)", op, device)
             self._tick()
@@ -113,11 +116,11 @@ class SessionManager:
         for s in list(self.sessions.values()):
             if s.state == "open" and now - s.last_frame > lim.session_idle_timeout_s:
                 self._drop(s)
-                self.replies.error(s.device, ProtocolError(
+                self._error(s.device, ProtocolError(
                     "session_timeout", f"no audio for {lim.session_idle_timeout_s:g} s; session ended", s.start.session))
             elif s.state == "finalizing" and now - s.ended_at > 120:
                 self._drop(s)
-                self.replies.error(s.device, ProtocolError("stt_failed", "no transcript within 120 s", s.start.session))
+                self._error(s.device, ProtocolError("stt_failed", "no transcript within 120 s", s.start.session))
 
     def _start(self, device: str, msg: SttStart) -> None:
         key = (device, msg.session)
@@ -227,7 +230,7 @@ class SessionManager:
         if text is None:
             if s.state == "finalizing" and (job.kind == FINAL or not s.inflight):
                 self._drop(s)
-                self.replies.error(s.device, ProtocolError("stt_failed", "the speech engine failed on this audio", s.start.session))
+                self._error(s.device, ProtocolError("stt_failed", "the speech engine failed on this audio", s.start.session))
             return
         streaming = self.decoder.engine.streaming
         if not streaming and (s.best is None or job.length >= s.best[0]):
@@ -243,17 +246,31 @@ class SessionManager:
             return
         if job.kind == PARTIAL and s.start.partials and text and text != s.last_partial:
             s.last_partial = text
-            self.replies.send(topics.stt_partial(s.device), SttPartial(session=s.start.session, text=text), qos=0)
+            partial = SttPartial(session=s.start.session, text=text)
+            if sink := self.sinks.get(s.device):
+                sink.partial(partial)
+            else:
+                self.replies.send(topics.stt_partial(s.device), partial, qos=0)
 
     def _publish_final(self, s: SttSession, text: str, decode_ms: float) -> None:
         processing_ms = (time.monotonic() - s.ended_at) * 1000
-        self.replies.send(topics.stt_final(s.device), SttFinal(
+        final = SttFinal(
             session=s.start.session, text=text, audio_s=round(len(s.audio) / ENGINE_BYTES_PER_S, 3),
             processing_ms=round(processing_ms, 1), decode_ms=round(decode_ms, 1),
-            endpoint=s.end_reason, engine=self.decoder.engine.name))
+            endpoint=s.end_reason, engine=self.decoder.engine.name)
+        if sink := self.sinks.get(s.device):
+            sink.final(final)
+        else:
+            self.replies.send(topics.stt_final(s.device), final)
         self.metrics.observe_ms("hearth_stt_final_seconds", processing_ms)
         self.metrics.inc("hearth_stt_transcripts_total")
         self._drop(s)
+
+    def _error(self, device: str, exc: ProtocolError) -> None:
+        if sink := self.sinks.get(device):
+            sink.error(exc)
+        else:
+            self.replies.error(device, exc)
 
     def _drop(self, s: SttSession) -> None:
         self.sessions.pop(s.key, None)
