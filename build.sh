@@ -48,6 +48,9 @@ need_venv() {
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
     "$VENV/bin/pip" install -q -e ".[$extras]" || die "pip install failed (see the lines above)"
+    case ,$extras, in *,test,*)
+        "$VENV/bin/pip" install -q --no-deps -r tests/requirements-nodeps.txt || die "pip install of the test clients failed" ;;
+    esac
     echo "$want" > "$stamp"
 }
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = []
+EXTENSIONS: list = [importlib.import_module("appliance.compat.hermes_cli")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -196,5 +196,6 @@ def install(service) -> None:
     service.subscriptions.extend(h.SUBSCRIPTIONS)
     service.inbound.foreign["hermes/"] = edge
     service._stoppers.append(edge.stop)
+    service.after_start.append(service.sync_broker)      # the broker learns the Hermes login
     from appliance.compat import hermes_wake
     hermes_wake.install(service, edge)
