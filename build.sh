@@ -41,7 +41,7 @@ need_debs() {
 # The virtual environment is rebuilt when pyproject.toml changes.
 need_venv() {
     local extras=$1 stamp want
-    want=$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras
+    want=$(cat pyproject.toml tests/requirements-nodeps.txt | sha256sum | cut -c1-16)-$extras
     stamp=$VENV/.hearth-stamp
     if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
     say "preparing $VENV (Python packages and bundled models, pinned in pyproject.toml)"
