@@ -181,3 +181,21 @@ def test_hermes_enable_prints_the_login_and_switches_the_mode_on(tmp_path, capsy
     assert "enabled = false" in (tmp_path / "hearth.toml").read_text()
     accounts = hermes_account.broker_accounts(config.load(None, tmp_path))
     assert accounts == []
+
+
+def test_streamed_hey_mycroft_is_detected(satellite, speech):
+    from rhasspyhermes.wake import HotwordDetected
+    satellite.stream("porch", speech("Hey Mycroft", pad_ms=1000))
+    topic, payload = satellite.expect(lambda t, p: t.startswith("hermes/hotword/") and t.endswith("/detected"))
+    assert topic == "hermes/hotword/hey_mycroft/detected"
+    detected = HotwordDetected.from_json(payload)
+    assert detected.site_id == "porch" and detected.model_id == "hey_mycroft"
+
+
+def test_toggled_off_site_detects_nothing(satellite, speech):
+    satellite.publish("hermes/hotword/toggleOff", json.dumps({"siteId": "quiet-room"}))
+    time.sleep(0.3)
+    satellite.stream("quiet-room", speech("Hey Mycroft", pad_ms=1000))
+    with pytest.raises(AssertionError):
+        satellite.expect(lambda t, p: t.endswith("/detected") and json.loads(p)["siteId"] == "quiet-room", timeout=4)
+    satellite.publish("hermes/hotword/toggleOn", json.dumps({"siteId": "quiet-room"}))

@@ -187,3 +187,45 @@ def test_a_client_that_vanishes_mid_stream_does_not_disturb_others(port, speech)
             return Transcript.from_event((await events_until(client, "transcript"))[-1]).text
     text = run(go())
     assert word_error_rate(COMMAND, text) <= 0.25, text
+
+
+def detect(port: int, pcm: bytes, names=None) -> list:
+    from wyoming.wake import Detect
+
+    async def go():
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Detect(names=names).event())
+            await send_audio(client, pcm, 16000)
+            return await events_until(client, "detection", "not-detected")
+    return run(go())
+
+
+def test_streamed_hey_mycroft_is_detected(port, speech):
+    from wyoming.wake import Detection
+    got = detect(port, speech("Hey Mycroft", pad_ms=1000).pcm, ["hey_mycroft"])
+    assert got[-1].type == "detection"
+    detection = Detection.from_event(got[-1])
+    assert detection.name == "hey_mycroft" and 500 < detection.timestamp < 3000
+
+
+def test_other_speech_is_not_detected(port, speech):
+    assert detect(port, speech(COMMAND).pcm)[-1].type == "not-detected"
+
+
+def test_unknown_wake_model_gets_an_error_event(port):
+    from wyoming.wake import Detect
+
+    async def go():
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Detect(names=["hey_nobody"]).event())
+            return Error.from_event((await events_until(client, "error"))[-1])
+    assert "hey_nobody" in run(go()).text
+
+
+def test_describe_lists_wake_words(port):
+    async def go():
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Describe().event())
+            return Info.from_event((await events_until(client, "info"))[-1])
+    names = [m.name for m in run(go()).wake[0].models]
+    assert names[0] == "hey_mycroft" and "alexa" in names
