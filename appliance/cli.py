@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from appliance import config
+from firmware_cache import cli as firmware_cli
 
 COMMANDS = """\
   hearth run                       start Mosquitto + the service + the web page (what ./build.sh run does)
@@ -57,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [importlib.import_module("appliance.compat.hermes_cli")]
+EXTENSIONS: list = [firmware_cli, importlib.import_module("appliance.compat.hermes_cli")]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
 CLIENT_ACTIONS: list = [importlib.import_module("appliance.satellite_cli")]
 

@@ -34,8 +34,13 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 # Rooms beyond the voice core: modules with install(service), called before the broker connection.
-ROOMS: list[str] = ["appliance.wake.satellites", "appliance.compat.hermes", "appliance.compat.wyoming_server",
-                     "appliance.compat.discovery"]
+ROOMS: list[str] = [
+    "firmware_cache.room",
+    "appliance.wake.satellites",
+    "appliance.compat.hermes",
+    "appliance.compat.wyoming_server",
+    "appliance.compat.discovery",
+]
 
 
 def broker_config(settings: Settings) -> BrokerConfig:

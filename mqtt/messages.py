@@ -63,6 +63,9 @@ class Message:
     @classmethod
     def from_dict(cls, data: dict):
         ref = data.get("session") or data.get("request")
+        if "type" in data and data["type"] != cls.TYPE:
+            raise ProtocolError("unknown_message", f"a '{data['type']}' message on the topic for '{cls.TYPE}'",
+                                ref if isinstance(ref, str) else None)
         ref = ref if isinstance(ref, str) else None
         v = data.get("v")
         if not isinstance(v, int) or isinstance(v, bool):

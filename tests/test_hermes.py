@@ -199,3 +199,15 @@ def test_toggled_off_site_detects_nothing(satellite, speech):
     with pytest.raises(AssertionError):
         satellite.expect(lambda t, p: t.endswith("/detected") and json.loads(p)["siteId"] == "quiet-room", timeout=4)
     satellite.publish("hermes/hotword/toggleOn", json.dumps({"siteId": "quiet-room"}))
+
+
+def test_every_hermes_message_round_trips_and_reads_rhasspy_payloads():
+    from mqtt import hermes as h
+    for cls in h.all_hermes_classes():
+        msg = cls(site_id="s1") if cls is not h.TtsSay else cls(text="Hi.", site_id="s1")
+        assert cls.from_payload(msg.to_payload()) == msg
+    ours = h.AsrStartListening.from_payload(AsrStartListening(site_id="k", session_id="x", stop_on_silence=False,
+                                                              wakeword_id="alexa").payload())
+    assert (ours.site_id, ours.session_id, ours.stop_on_silence, ours.wakeword_id) == ("k", "x", False, "alexa")
+    theirs = AsrTextCaptured.from_json(h.AsrTextCaptured(text="on", seconds=0.5, site_id="k").to_payload())
+    assert (theirs.text, theirs.site_id, theirs.seconds) == ("on", "k", 0.5)
