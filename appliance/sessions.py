@@ -50,7 +50,8 @@ class SttSession:
     @property
     def need(self) -> int:
         """Bytes a decode must cover to count as final: all speech the VAD heard, else all audio."""
-        if self.endpointer.heard_speech:
+        # the endpointer stops watching at its first endpoint; a device-ended session may speak on after it
+        if self.endpointer.heard_speech and not (self.endpointer.done and self.start.endpoint == "device"):
             return min(len(self.audio), self.endpointer.last_speech_end)
         return len(self.audio)
 
