@@ -41,13 +41,16 @@ need_debs() {
 # The virtual environment is rebuilt when pyproject.toml changes.
 need_venv() {
     local extras=$1 stamp want
-    want=$(cat pyproject.toml | sha256sum | cut -c1-16)-$extras
+    want=$(cat pyproject.toml tests/requirements-nodeps.txt | sha256sum | cut -c1-16)-$extras
     stamp=$VENV/.hearth-stamp
     if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
     say "preparing $VENV (Python packages and bundled models, pinned in pyproject.toml)"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || die "python3 -m venv failed"
     "$VENV/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
     "$VENV/bin/pip" install -q -e ".[$extras]" || die "pip install failed (see the lines above)"
+    case ,$extras, in *,test,*)
+        "$VENV/bin/pip" install -q --no-deps -r tests/requirements-nodeps.txt || die "pip install of the test clients failed" ;;
+    esac
     echo "$want" > "$stamp"
 }
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from appliance import admin_cli, config, satellite_cli
+from appliance.compat import hermes_cli
 from appliance.devices import cli as devices_cli
 from firmware_cache import cli as firmware_cli
 
@@ -59,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli]
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
 CLIENT_ACTIONS: list = [satellite_cli]
 

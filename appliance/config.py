@@ -120,6 +120,7 @@ class WyomingSettings:
 @dataclass(frozen=True)
 class HermesSettings:
     enabled: bool = False
+    wake: bool = True                # detect the wake word in Hermes satellites' streamed audio
 
 
 @dataclass(frozen=True)

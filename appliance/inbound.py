@@ -29,10 +29,14 @@ class Inbound:
         self.metrics = metrics
         self.max_json = max_json_bytes
         self.extra: dict[str, object] = {}     # kind -> handler(device, ref, payload), for other rooms
+        self.foreign: dict[str, object] = {}   # topic prefix -> handler(topic, payload), other protocols (Hermes)
 
     def __call__(self, topic: str, payload: bytes) -> None:
         parsed = topics.parse(topic)
         if parsed is None:
+            for prefix, handler in self.foreign.items():
+                if topic.startswith(prefix):
+                    handler(topic, payload)
             return
         self.metrics.inc("hearth_mqtt_messages_total")
         try:

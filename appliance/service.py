@@ -42,6 +42,9 @@ ROOMS: list[str] = [
     "appliance.logbuffer",
     "appliance.utterances",
     "appliance.wake.satellites",
+    "appliance.compat.hermes",
+    "appliance.compat.wyoming_server",
+    "appliance.compat.discovery",
 ]
 
 

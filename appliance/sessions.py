@@ -50,6 +50,7 @@ class SttSession:
     @property
     def need(self) -> int:
         """Bytes a decode must cover to count as final: all speech the VAD heard, else all audio."""
+        # (a device-ended session's endpointer keeps listening after a pause, so this covers speech after it too)
         if self.endpointer.heard_speech:
             return min(len(self.audio), self.endpointer.last_speech_end)
         return len(self.audio)
@@ -63,6 +64,9 @@ class SessionManager:
         self.metrics = metrics
         self.sessions: dict[tuple[str, str], SttSession] = {}
         self._warned: set[tuple[str, str]] = set()
+        # other edges (Hermes, Wyoming) register a sink for their device ids ("hermes:<site>", ...):
+        # its partial(SttPartial), final(SttFinal) and error(ProtocolError) replace the MQTT topics
+        self.sinks: dict[str, object] = {}
         self.inbox: queue.Queue = queue.Queue()
         # fn(device, session, text, audio, engine) after each final transcript (e.g. the privacy store)
         self.on_final: list = []
@@ -106,7 +110,7 @@ class SessionManager:
                     case "stop": return
             except ProtocolError as exc:
                 self.metrics.error(time.time(), f"{device}: {exc.code}")
-                self.replies.error(device, exc)
+                self._error(device, exc)
             except Exception:
                 log.exception("session handling failed (%s from %s)", op, device)
             self._tick()
@@ -117,11 +121,11 @@ class SessionManager:
         for s in list(self.sessions.values()):
             if s.state == "open" and now - s.last_frame > lim.session_idle_timeout_s:
                 self._drop(s)
-                self.replies.error(s.device, ProtocolError(
+                self._error(s.device, ProtocolError(
                     "session_timeout", f"no audio for {lim.session_idle_timeout_s:g} s; session ended", s.start.session))
             elif s.state == "finalizing" and now - s.ended_at > 120:
                 self._drop(s)
-                self.replies.error(s.device, ProtocolError("stt_failed", "no transcript within 120 s", s.start.session))
+                self._error(s.device, ProtocolError("stt_failed", "no transcript within 120 s", s.start.session))
 
     def _start(self, device: str, msg: SttStart) -> None:
         key = (device, msg.session)
@@ -232,7 +236,7 @@ class SessionManager:
         if text is None:
             if s.state == "finalizing" and (job.kind == FINAL or not s.inflight):
                 self._drop(s)
-                self.replies.error(s.device, ProtocolError("stt_failed", "the speech engine failed on this audio", s.start.session))
+                self._error(s.device, ProtocolError("stt_failed", "the speech engine failed on this audio", s.start.session))
             return
         streaming = self.decoder.engine.streaming
         if not streaming and (s.best is None or job.length >= s.best[0]):
@@ -248,14 +252,22 @@ class SessionManager:
             return
         if job.kind == PARTIAL and s.start.partials and text and text != s.last_partial:
             s.last_partial = text
-            self.replies.send(topics.stt_partial(s.device), SttPartial(session=s.start.session, text=text), qos=0)
+            partial = SttPartial(session=s.start.session, text=text)
+            if sink := self.sinks.get(s.device):
+                sink.partial(partial)
+            else:
+                self.replies.send(topics.stt_partial(s.device), partial, qos=0)
 
     def _publish_final(self, s: SttSession, text: str, decode_ms: float) -> None:
         processing_ms = (time.monotonic() - s.ended_at) * 1000
-        self.replies.send(topics.stt_final(s.device), SttFinal(
+        final = SttFinal(
             session=s.start.session, text=text, audio_s=round(len(s.audio) / ENGINE_BYTES_PER_S, 3),
             processing_ms=round(processing_ms, 1), decode_ms=round(decode_ms, 1),
-            endpoint=s.end_reason, engine=self.decoder.engine.name))
+            endpoint=s.end_reason, engine=self.decoder.engine.name)
+        if sink := self.sinks.get(s.device):
+            sink.final(final)
+        else:
+            self.replies.send(topics.stt_final(s.device), final)
         self.metrics.observe_ms("hearth_stt_final_seconds", processing_ms)
         self.metrics.inc("hearth_stt_transcripts_total")
         s.state = "done"
@@ -266,6 +278,12 @@ class SessionManager:
                 hook(s.device, s.start.session, text, bytes(s.audio), self.decoder.engine.name)
             except Exception:
                 log.exception("final-transcript hook %s failed", hook)
+
+    def _error(self, device: str, exc: ProtocolError) -> None:
+        if sink := self.sinks.get(device):
+            sink.error(exc)
+        else:
+            self.replies.error(device, exc)
 
     def _notify(self, event: str, s: SttSession, text: str = "") -> None:
         for observer in self.observers:

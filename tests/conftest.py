@@ -88,6 +88,15 @@ def hearth(tmp_path_factory):
     h.stop()
 
 
+@pytest.fixture(scope="session")
+def compat_hearth(tmp_path_factory):
+    """A second Hearth with the compatibility edges on: Hermes, and Wyoming on a free loopback port."""
+    h = Hearth(make_settings(tmp_path_factory.mktemp("compat"), hermes={"enabled": True},
+                             wyoming={"enabled": True})).start()
+    yield h
+    h.stop()
+
+
 @pytest.fixture
 def device(hearth, request):
     links = []

@@ -1,0 +1,1 @@
+"""Compatibility edges: Hermes (Rhasspy) over MQTT, Wyoming (Home Assistant) over TCP, zeroconf discovery."""
