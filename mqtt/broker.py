@@ -72,6 +72,8 @@ class BrokerConfig:
     def persistence(self) -> Path: return self.directory / "db"
     @property
     def log(self) -> Path: return self.directory / "mosquitto.log"
+    @property
+    def pid_file(self) -> Path: return self.directory / "mosquitto.pid"
 
     def render(self) -> str:
         lines = [
@@ -85,6 +87,7 @@ class BrokerConfig:
             f"persistence_location {self.persistence}/",
             "autosave_interval 60",
             f"log_dest file {self.log}",
+            f"pid_file {self.pid_file}",
             "log_type error",
             "log_type warning",
             "log_type notice",
@@ -164,9 +167,10 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 class ManagedBroker:
     """A Mosquitto child process with Hearth's generated config."""
 
-    def __init__(self, config: BrokerConfig, executable: str = "mosquitto"):
+    def __init__(self, config: BrokerConfig, executable: str = "mosquitto", preexec=None):
         self.config = config
         self.executable = executable
+        self.preexec = preexec
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> None:
@@ -178,7 +182,7 @@ class ManagedBroker:
             self.process = subprocess.Popen(
                 [self.executable, "-c", str(self.config.conf)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                start_new_session=True,
+                preexec_fn=self.preexec,
             )
         except FileNotFoundError:
             raise BrokerError(f"'{self.executable}' not found: install Debian's mosquitto package") from None

@@ -53,6 +53,7 @@ class Connection:
         self._on_connected = on_connected
         self.connected = threading.Event()
         self._refused: str | None = None
+        self._stopping = False
         self.client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"hearth-{uuid.uuid4().hex[:8]}",
@@ -79,13 +80,14 @@ class Connection:
         for topic in self._subs:
             client.subscribe(topic, qos=1)
         self.connected.set()
-        log.info("connected to %s", self.creds.url())
+        log.debug("connected to %s", self.creds.url())
         if self._on_connected:
             self._on_connected()
 
     def _disconnected(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
-        log.info("disconnected from broker (%s); reconnecting", reason_code)
+        if not self._stopping:
+            log.warning("lost the broker (%s); reconnecting", reason_code)
 
     def _message(self, client, userdata, msg):
         try:
@@ -114,5 +116,6 @@ class Connection:
         self.client.publish(topic, payload, qos=qos, retain=retain)
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()

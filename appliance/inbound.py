@@ -1,0 +1,54 @@
+"""Where audio (and every other device message) enters: the MQTT handler.
+
+Runs on paho's network thread, so it only parses the topic, decodes and validates the payload and
+hands it to the owner (session manager, speaker). Any ProtocolError goes back on the device's
+error topic; nothing a device sends can stop the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from appliance.metrics import Metrics
+from appliance.outbound import Replies
+from appliance.sessions import SessionManager
+from appliance.tts.speaker import Speaker
+from mqtt import topics
+from mqtt.messages import ProtocolError, SttEnd, SttStart, TtsSay
+
+log = logging.getLogger(__name__)
+
+
+class Inbound:
+    def __init__(self, sessions: SessionManager, speaker: Speaker, replies: Replies, metrics: Metrics,
+                 max_json_bytes: int):
+        self.sessions = sessions
+        self.speaker = speaker
+        self.replies = replies
+        self.metrics = metrics
+        self.max_json = max_json_bytes
+        self.extra: dict[str, object] = {}     # kind -> handler(device, ref, payload), for other rooms
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        parsed = topics.parse(topic)
+        if parsed is None:
+            return
+        self.metrics.inc("hearth_mqtt_messages_total")
+        try:
+            match parsed.kind:
+                case "stt/audio":
+                    self.sessions.audio(parsed.device, parsed.ref, payload)
+                case "stt/start":
+                    self.sessions.start(parsed.device, SttStart.from_payload(payload, self.max_json))
+                case "stt/end":
+                    self.sessions.end(parsed.device, SttEnd.from_payload(payload, self.max_json).session)
+                case "tts/say":
+                    self.speaker.say(parsed.device, TtsSay.from_payload(payload, self.max_json))
+                case kind if kind in self.extra:
+                    self.extra[kind](parsed.device, parsed.ref, payload)
+                case _:
+                    return        # hearth's own outbound topics echo back to the service account
+        except ProtocolError as exc:
+            self.metrics.error(time.time(), f"{parsed.device}: {exc.code}")
+            self.replies.error(parsed.device, exc)

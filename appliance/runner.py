@@ -1,0 +1,137 @@
+"""`hearth setup`, `hearth run` and `hearth serve`: prepare the data directory, supervise the broker,
+run the service until SIGINT/SIGTERM, and leave no process behind."""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+
+from appliance.config import Settings, config_path
+from appliance.service import Service, broker_config
+from mqtt.broker import BrokerError, ManagedBroker
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+def lan_address(bind: str) -> str:
+    """The address to print for people and devices: the bind address, or this machine's LAN IPv4."""
+    if bind not in ("0.0.0.0", "", "::"):
+        return bind
+    for name, addrs in sorted(psutil.net_if_addrs().items()):
+        if name == "lo":
+            continue
+        for a in addrs:
+            if a.family.name == "AF_INET" and not a.address.startswith("127."):
+                return a.address
+    return "127.0.0.1"
+
+
+def setup(settings: Settings) -> Service | None:
+    """Idempotent first-start work: data directory, default config file, broker logins and files."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    cfg = config_path(settings.data_dir)
+    if not cfg.exists() and not os.environ.get("HEARTH_CONFIG"):
+        cfg.write_text(_DEFAULT_CONFIG)
+    return None
+
+
+_DEFAULT_CONFIG = """\
+# Hearth configuration. Every key and its default: docs/config.md.
+# Only what differs from the defaults needs to be here.
+
+[broker]
+# port = 1883
+
+[web]
+# port = 8080
+"""
+
+
+class PidLock:
+    """One Hearth per data directory: a second `hearth run` says so instead of fighting the first."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            pid = self.fh.read().strip() or "?"
+            self.fh.close()
+            raise AlreadyRunning(f"Hearth is already running from {self.path.parent} (pid {pid}); stop it first") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+
+    def release(self) -> None:
+        if self.fh:
+            self.fh.close()
+            self.path.unlink(missing_ok=True)
+
+
+def _die_with_parent() -> None:
+    """Run in the broker child before exec: it gets SIGTERM if Hearth dies, even by kill -9."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
+
+
+def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
+    """Start (broker +) service + web, print where they are, wait for a signal, stop all."""
+    lock = PidLock(settings.data_dir / "hearth.pid")
+    lock.acquire()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    broker = None
+    service = None
+    try:
+        setup(settings)
+        if manage_broker:
+            broker = ManagedBroker(broker_config(settings), settings.broker.mosquitto, preexec=_die_with_parent)
+            service = Service(settings, reload_broker=broker.reload)
+        else:
+            service = Service(settings)
+        service.accounts.ensure()
+        service.sync_broker_files()
+        if broker:
+            broker.start()
+        service.start()
+        host = settings.broker.advertise_host or lan_address(settings.broker.bind)
+        print(f"broker: mqtt://{host}:{settings.broker.port}", file=out, flush=True)
+        web_host = lan_address(settings.web.bind)
+        print(f"web: http://{web_host}:{service.web.port}", file=out, flush=True)
+        for line in service.startup_notes:
+            print(line, file=out, flush=True)
+        print("Hearth is running; press Ctrl-C to stop.", file=out, flush=True)
+        while not stop.wait(1.0):
+            if broker and not broker.running():
+                log.error("the broker exited; restarting it")
+                broker.start()
+        return 0
+    finally:
+        if service:
+            service.stop()
+        if broker:
+            broker.stop()
+        lock.release()
+
+
+__all__ = ["run", "setup", "AlreadyRunning", "BrokerError", "lan_address"]

@@ -1,0 +1,152 @@
+"""The wiring: build every long-lived part once, pass it in, start, stop.
+
+Engines load here at start-up (never per request); the MQTT connection, the store, the web server
+and the protocol edges are built here and handed to whatever needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from appliance.accounts import LocalAccounts
+from appliance.config import Settings
+from appliance.inbound import Inbound
+from appliance.metrics import Metrics
+from appliance.outbound import Replies
+from appliance.sessions import SessionManager
+from appliance.store import Store
+from appliance.stt.decoder import Decoder
+from appliance.stt.engines import load_engine
+from appliance.tts.cache import PhraseCache
+from appliance.tts.speaker import Speaker
+from appliance.tts.voices import Voices
+from mqtt import topics
+from mqtt.broker import SERVICE_USER, Account, BrokerConfig, write_files
+from mqtt.client import Connection, Credentials
+from mqtt.messages import ServerInfo
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+# Rooms beyond the voice core: modules with install(service), called before the broker connection.
+ROOMS: list[str] = []
+
+
+def broker_config(settings: Settings) -> BrokerConfig:
+    return BrokerConfig(directory=settings.data_dir / "broker", bind=settings.broker.bind,
+                        port=settings.broker.port, tls_port=settings.broker.tls_port,
+                        max_packet_bytes=max(1 << 20, settings.limits.max_frame_bytes * 2))
+
+
+class Service:
+    """Hearth's one process: voice pipeline, device edges, web page."""
+
+    def __init__(self, settings: Settings, reload_broker: Callable[[], None] | None = None):
+        self.settings = settings
+        self.started = time.time()
+        self.reload_broker = reload_broker or self._reload_by_pidfile
+        self.metrics = Metrics()
+        self.accounts = LocalAccounts(settings.data_dir)
+        self.store = Store(settings.data_dir / "hearth.db")
+        # more broker logins (devices, Hermes) come from these providers
+        self.account_providers: list[Callable[[], list[Account]]] = [self.accounts.broker_accounts]
+        self._stoppers: list[Callable[[], None]] = []
+        self.conn: Connection | None = None
+        self.startup_notes: list[str] = []     # lines `hearth run` prints once (e.g. a new admin password)
+        # what the rooms (ROOMS) add in their install(service): topics to subscribe, web routes, hooks
+        self.subscriptions: list[str] = list(topics.SUBSCRIPTIONS)
+        self.web_installers: list[Callable] = []      # fn(app: bottle.Bottle) -> None
+        self.after_connect: list[Callable[[], None]] = []   # on every (re)connect to the broker
+        self.after_start: list[Callable[[], None]] = []
+
+    # broker auth
+    def sync_broker_files(self) -> None:
+        """Write Mosquitto's config, password file and ACL from every account provider."""
+        accounts = [a for provider in self.account_providers for a in provider()]
+        write_files(broker_config(self.settings), accounts)
+
+    def sync_broker(self) -> None:
+        """Rewrite the broker's files and make it re-read them (SIGHUP), e.g. after a device change."""
+        self.sync_broker_files()
+        self.reload_broker()
+
+    def _reload_by_pidfile(self) -> None:
+        pid_file = self.settings.data_dir / "broker" / "mosquitto.pid"
+        try:
+            os.kill(int(pid_file.read_text().strip()), signal.SIGHUP)
+        except (OSError, ValueError):
+            log.warning("could not signal the broker to reload (%s)", pid_file)
+
+    # the voice pipeline
+    def build_voice(self) -> None:
+        s = self.settings
+        t0 = time.perf_counter()
+        self.engine = load_engine(s.stt)
+        self.decoder = Decoder(self.engine, s.limits.max_queue)
+        self.voices = Voices(s.tts, use_cuda=getattr(self.engine, "device", "cpu") == "cuda")
+        self.phrase_cache = PhraseCache(s.data_dir / "tts-cache", s.tts.cache_entries)
+        self.replies = Replies(self._publish)
+        self.sessions = SessionManager(s, self.decoder, self.replies, self.metrics)
+        self.speaker = Speaker(s.tts, self.voices, self.phrase_cache, self.metrics, self.replies)
+        self.inbound = Inbound(self.sessions, self.speaker, self.replies, self.metrics, s.limits.max_json_bytes)
+        self._stoppers += [self.speaker.stop, self.sessions.stop, self.decoder.stop]
+        log.info("engines loaded in %.1f s: stt %s (%s), tts %s", time.perf_counter() - t0,
+                 self.engine.name, self.engine.model, s.tts.voice)
+
+    def _publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        if self.conn is not None:
+            self.conn.publish(topic, payload, qos, retain)
+
+    def server_info(self, online: bool = True) -> ServerInfo:
+        return ServerInfo(version=VERSION, online=online, stt_engine=self.engine.name,
+                          voices=sorted(self.voices.available))
+
+    def connect(self) -> None:
+        login = self.accounts.login(SERVICE_USER)
+        creds = Credentials(self.settings.broker.host, self.settings.broker.port, login.username, login.password)
+        offline = self.server_info(online=False).to_payload()
+        self.conn = Connection(creds, self.inbound, self.subscriptions, client_id="hearth-service",
+                               will=(topics.server_info(), offline, 1, True),
+                               on_connected=self._announce)
+        self.conn.start()
+        self._stoppers.insert(0, self._disconnect)
+
+    def _announce(self) -> None:
+        self._publish(topics.server_info(), self.server_info().to_payload(), 1, True)
+        for hook in self.after_connect:
+            hook()
+
+    def _disconnect(self) -> None:
+        if self.conn:
+            self._publish(topics.server_info(), self.server_info(online=False).to_payload(), 1, True)
+            self.conn.stop()
+
+    def start_web(self) -> None:
+        from web.server import WebServer
+        self.web = WebServer(self)
+        self.web.start()
+        self._stoppers.insert(0, self.web.stop)
+
+    def start(self) -> None:
+        self.accounts.ensure()
+        self.build_voice()
+        for module in ROOMS:
+            importlib.import_module(module).install(self)
+        self.connect()
+        self.start_web()
+        for hook in self.after_start:
+            hook()
+
+    def stop(self) -> None:
+        for stop in self._stoppers:
+            try:
+                stop()
+            except Exception:
+                log.exception("stopping %s failed", stop)
+        self._stoppers.clear()
+        self.store.close()

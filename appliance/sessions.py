@@ -1,0 +1,263 @@
+"""STT sessions: audio in, endpointing, speculative decodes, partial and final transcripts out.
+
+All session state lives on one thread (the "audio" thread): the MQTT network thread only puts
+decoded, validated messages in its inbox, and the decode worker puts its results there too.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from appliance.audio.endpoint import Endpointer
+from appliance.audio.pcm import ENGINE_BYTES_PER_S, frame_to_engine
+from appliance.config import Settings
+from appliance.metrics import Metrics
+from appliance.outbound import Replies
+from appliance.stt.decoder import FINAL, PARTIAL, SPECULATIVE, DecodeJob, Decoder, QueueFull
+from mqtt import topics
+from mqtt.messages import ProtocolError, SttFinal, SttPartial, SttStart
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SttSession:
+    device: str
+    start: SttStart
+    endpointer: Endpointer
+    stream: object | None = None
+    audio: bytearray = field(default_factory=bytearray)
+    opened: float = field(default_factory=time.monotonic)
+    last_frame: float = field(default_factory=time.monotonic)
+    state: str = "open"                  # open | finalizing
+    end_reason: str = ""
+    ended_at: float = 0.0
+    best: tuple[int, str] | None = None  # (bytes covered, text) of the newest finished decode
+    inflight: set = field(default_factory=set)
+    partial_at: int = 0                  # audio length at the last partial request
+    fed: int = 0                         # streaming engines: bytes handed to the recognizer
+    last_partial: str = ""
+    final_submitted: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.device, self.start.session)
+
+    @property
+    def need(self) -> int:
+        """Bytes a decode must cover to count as final: all speech the VAD heard, else all audio."""
+        if self.endpointer.heard_speech:
+            return min(len(self.audio), self.endpointer.last_speech_end)
+        return len(self.audio)
+
+
+class SessionManager:
+    def __init__(self, settings: Settings, decoder: Decoder, replies: Replies, metrics: Metrics):
+        self.settings = settings
+        self.decoder = decoder
+        self.replies = replies
+        self.metrics = metrics
+        self.sessions: dict[tuple[str, str], SttSession] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self.inbox: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="audio", daemon=True)
+        self._thread.start()
+        metrics.gauge("hearth_stt_sessions_open", lambda: len(self.sessions))
+        metrics.gauge("hearth_stt_queue_depth", lambda: self.decoder.depth)
+
+    # called on the network thread: enqueue only
+    def start(self, device: str, msg: SttStart) -> None:
+        self.inbox.put(("start", device, msg))
+
+    def audio(self, device: str, session: str, payload: bytes) -> None:
+        self.inbox.put(("audio", device, (session, payload)))
+
+    def end(self, device: str, session: str) -> None:
+        self.inbox.put(("end", device, session))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.inbox.put(("stop", "", None))
+        self._thread.join(timeout=5)
+
+    # the audio thread
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                op, device, arg = self.inbox.get(timeout=0.25)
+            except queue.Empty:
+                self._tick()
+                continue
+            try:
+                match op:
+                    case "start": self._start(device, arg)
+                    case "audio": self._audio(device, *arg)
+                    case "end": self._end(device, arg)
+                    case "decoded": self._decoded(*arg)
+                    case "stop": return
+            except ProtocolError as exc:
+                self.metrics.error(time.time(), f"{device}: {exc.code}")
+                self.replies.error(device, exc)
+            except Exception:
+                log.exception("session handling failed (%s from %s)", op, device)
+            self._tick()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        lim = self.settings.limits
+        for s in list(self.sessions.values()):
+            if s.state == "open" and now - s.last_frame > lim.session_idle_timeout_s:
+                self._drop(s)
+                self.replies.error(s.device, ProtocolError(
+                    "session_timeout", f"no audio for {lim.session_idle_timeout_s:g} s; session ended", s.start.session))
+            elif s.state == "finalizing" and now - s.ended_at > 120:
+                self._drop(s)
+                self.replies.error(s.device, ProtocolError("stt_failed", "no transcript within 120 s", s.start.session))
+
+    def _start(self, device: str, msg: SttStart) -> None:
+        key = (device, msg.session)
+        if key in self.sessions:
+            raise ProtocolError("session_exists", f"session '{msg.session}' is already open", msg.session)
+        open_here = sum(1 for k in self.sessions if k[0] == device)
+        if open_here >= self.settings.limits.max_sessions_per_device:
+            raise ProtocolError("too_many_sessions",
+                                f"{open_here} sessions already open for this device; end one first", msg.session)
+        engine = self.decoder.engine
+        session = SttSession(device, msg, Endpointer(self.settings.endpoint),
+                             stream=engine.open_stream() if engine.streaming else None)
+        self._warned.discard(key)
+        self.sessions[key] = session
+        self.metrics.inc("hearth_stt_sessions_total")
+
+    def _audio(self, device: str, session_id: str, payload: bytes) -> None:
+        s = self.sessions.get((device, session_id))
+        if s is not None and s.state != "open":
+            return                      # frames after the endpoint: the utterance is already complete
+        if s is None:
+            # frames that trail a finished session are dropped quietly; others get one error per session
+            if (device, session_id) not in self._warned:
+                self._warned.add((device, session_id))
+                raise ProtocolError("unknown_session", f"audio for session '{session_id}', which is not open", session_id)
+            return
+        lim = self.settings.limits
+        if len(payload) > lim.max_frame_bytes:
+            raise ProtocolError("too_large", f"audio frame of {len(payload)} bytes is over the {lim.max_frame_bytes}-byte limit", session_id)
+        pcm = frame_to_engine(payload, s.start.audio_format, session_id)
+        s.last_frame = time.monotonic()
+        s.audio.extend(pcm)
+        events = s.endpointer.feed(pcm)
+        if len(s.audio) >= lim.max_session_s * ENGINE_BYTES_PER_S:
+            self._finalize(s, "limit")
+            return
+        for event in events:
+            if event == "pause" and self.settings.endpoint.speculative and not self.decoder.engine.streaming:
+                self._submit(s, SPECULATIVE)
+            elif s.start.endpoint == "vad" and event in ("endpoint", "no-speech"):
+                self._finalize(s, "vad" if event == "endpoint" else "no-speech")
+                return
+        self._maybe_partial(s)
+
+    def _maybe_partial(self, s: SttSession) -> None:
+        if self.decoder.engine.streaming:
+            # streaming engines see every chunk: feed in batches of ~100 ms
+            if len(s.audio) - s.fed >= ENGINE_BYTES_PER_S // 10:
+                self._submit(s, PARTIAL)
+            return
+        interval = self.settings.stt.partial_interval_ms
+        if not s.start.partials or interval <= 0 or not s.endpointer.in_speech or s.endpointer.paused:
+            return
+        if len(s.audio) - s.partial_at >= interval * ENGINE_BYTES_PER_S // 1000 and not self.decoder.busy:
+            s.partial_at = len(s.audio)
+            self._submit(s, PARTIAL)
+
+    def _end(self, device: str, session_id: str) -> None:
+        s = self.sessions.get((device, session_id))
+        if s is None:
+            raise ProtocolError("unknown_session", f"end for session '{session_id}', which is not open", session_id)
+        if s.state == "open":
+            self._finalize(s, "device")
+
+    def _finalize(self, s: SttSession, reason: str) -> None:
+        s.state, s.end_reason, s.ended_at = "finalizing", reason, time.monotonic()
+        if reason == "no-speech" or not s.audio:
+            self._publish_final(s, "", 0.0)
+            return
+        if self.decoder.engine.streaming:
+            self._submit(s, FINAL)
+            return
+        if s.best and s.best[0] >= s.need:
+            self._publish_final(s, s.best[1], 0.0)
+        elif not any(n >= s.need for n in s.inflight):
+            self._submit(s, FINAL)
+        # else: a decode covering all the speech is running; _decoded publishes it
+
+    def _submit(self, s: SttSession, kind: str) -> None:
+        streaming = self.decoder.engine.streaming
+        if streaming:
+            audio = bytes(s.audio[s.fed:])
+            s.fed = len(s.audio)
+        else:
+            audio = bytes(s.audio)
+        job = DecodeJob(s.key, kind, audio, len(s.audio), s.start.language, self._on_decoded, stream=s.stream)
+        try:
+            self.decoder.submit(job)
+        except QueueFull as exc:
+            if kind == FINAL:
+                self._drop(s)
+                raise ProtocolError("busy", str(exc), s.start.session) from None
+            return
+        s.inflight.add(len(s.audio))
+        if kind == FINAL:
+            s.final_submitted = True
+
+    def _on_decoded(self, job: DecodeJob, text: str | None, ms: float) -> None:   # worker thread
+        self.inbox.put(("decoded", job.key[0], (job, text, ms)))
+
+    def _decoded(self, job: DecodeJob, text: str | None, ms: float) -> None:
+        s = self.sessions.get(job.key)
+        if s is None:
+            return
+        s.inflight.discard(job.length)
+        self.metrics.observe_ms(f"hearth_stt_decode_{job.kind}_seconds", ms)
+        if text is None:
+            if s.state == "finalizing" and (job.kind == FINAL or not s.inflight):
+                self._drop(s)
+                self.replies.error(s.device, ProtocolError("stt_failed", "the speech engine failed on this audio", s.start.session))
+            return
+        streaming = self.decoder.engine.streaming
+        if not streaming and (s.best is None or job.length >= s.best[0]):
+            s.best = (job.length, text)
+        if s.state == "finalizing":
+            if streaming:
+                if job.kind == FINAL:
+                    self._publish_final(s, text, ms)
+            elif job.length >= s.need:
+                self._publish_final(s, text, ms if job.kind == FINAL else 0.0)
+            elif not s.inflight and not s.final_submitted:
+                self._submit(s, FINAL)
+            return
+        if job.kind == PARTIAL and s.start.partials and text and text != s.last_partial:
+            s.last_partial = text
+            self.replies.send(topics.stt_partial(s.device), SttPartial(session=s.start.session, text=text), qos=0)
+
+    def _publish_final(self, s: SttSession, text: str, decode_ms: float) -> None:
+        processing_ms = (time.monotonic() - s.ended_at) * 1000
+        self.replies.send(topics.stt_final(s.device), SttFinal(
+            session=s.start.session, text=text, audio_s=round(len(s.audio) / ENGINE_BYTES_PER_S, 3),
+            processing_ms=round(processing_ms, 1), decode_ms=round(decode_ms, 1),
+            endpoint=s.end_reason, engine=self.decoder.engine.name))
+        self.metrics.observe_ms("hearth_stt_final_seconds", processing_ms)
+        self.metrics.inc("hearth_stt_transcripts_total")
+        self._drop(s)
+
+    def _drop(self, s: SttSession) -> None:
+        self.sessions.pop(s.key, None)
+        if len(self._warned) > 10000:
+            self._warned.clear()
+        self._warned.add(s.key)
+        self.decoder.forget(s.key)

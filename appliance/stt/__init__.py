@@ -1,0 +1,1 @@
+"""Speech-to-text: the engines (faster-whisper, Vosk) and the one decode queue per engine."""

@@ -1,0 +1,120 @@
+"""The decode queue: one worker thread per engine, one decode at a time, fair between devices.
+
+Finals (and speculative finals) go first, oldest first. Partials only run when no final waits,
+at most one per session, taking devices in turn, so a chatty device cannot starve the others and
+many streaming satellites cannot delay the one device that finished speaking.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from appliance.stt.engines import SttEngine
+
+log = logging.getLogger(__name__)
+
+FINAL, SPECULATIVE, PARTIAL = "final", "speculative", "partial"
+
+
+class QueueFull(RuntimeError):
+    """Too many decodes are waiting; the device is told to try again."""
+
+
+@dataclass
+class DecodeJob:
+    key: tuple[str, str]                 # (device, session)
+    kind: str
+    audio: bytes                         # engine-format PCM: the whole utterance so far, or new audio for a stream
+    length: int                          # bytes of the session's audio this job covers
+    language: str | None
+    done: Callable[["DecodeJob", str, float], None]   # (job, text, decode_ms), called on the worker thread
+    stream: object | None = None         # streaming engines: the session's recognizer
+    submitted: float = field(default_factory=time.monotonic)
+
+
+class Decoder:
+    def __init__(self, engine: SttEngine, max_queue: int = 64):
+        self.engine = engine
+        self.max_queue = max_queue
+        self._finals: deque[DecodeJob] = deque()
+        self._partials: "OrderedDict[tuple[str, str], DecodeJob]" = OrderedDict()
+        self._cond = threading.Condition()
+        self._stop = False
+        self.busy = False
+        self.decodes = 0
+        self._thread = threading.Thread(target=self._run, name=f"decode-{engine.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        return len(self._finals) + len(self._partials)
+
+    def submit(self, job: DecodeJob) -> None:
+        with self._cond:
+            if job.kind == PARTIAL:
+                # a newer partial replaces the waiting one of the same session; streams must keep every chunk
+                if job.stream is not None and job.key in self._partials:
+                    old = self._partials.pop(job.key)
+                    job.audio = old.audio + job.audio
+                else:
+                    self._partials.pop(job.key, None)
+                self._partials[job.key] = job
+            else:
+                if len(self._finals) >= self.max_queue:
+                    raise QueueFull(f"{len(self._finals)} decodes are waiting; try again shortly")
+                if job.stream is not None and job.key in self._partials:
+                    # a stream's pending audio must be fed before its final
+                    old = self._partials.pop(job.key)
+                    job.audio = old.audio + job.audio
+                self._finals.append(job)
+            self._cond.notify()
+
+    def forget(self, key: tuple[str, str]) -> None:
+        with self._cond:
+            self._partials.pop(key, None)
+            self._finals = deque(j for j in self._finals if j.key != key)
+
+    def _next(self) -> DecodeJob | None:
+        with self._cond:
+            while not self._stop and not self._finals and not self._partials:
+                self._cond.wait()
+            if self._stop:
+                return None
+            self.busy = True
+            if self._finals:
+                return self._finals.popleft()
+            _key, job = self._partials.popitem(last=False)   # devices in turn
+            return job
+
+    def _run(self) -> None:
+        while (job := self._next()) is not None:
+            t0 = time.perf_counter()
+            try:
+                if job.stream is not None:
+                    text = job.stream.accept(job.audio) if job.audio else ""
+                    if job.kind != PARTIAL:
+                        text = job.stream.finish()
+                else:
+                    text = self.engine.transcribe(job.audio, job.language)
+            except Exception:
+                log.exception("decode failed for %s", job.key)
+                text = None
+            ms = (time.perf_counter() - t0) * 1000
+            self.decodes += 1
+            with self._cond:
+                self.busy = False
+            try:
+                job.done(job, text, ms)
+            except Exception:
+                log.exception("decode callback failed for %s", job.key)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=5)

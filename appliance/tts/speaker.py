@@ -1,0 +1,118 @@
+"""The speaker: text in, PCM out sentence by sentence, for MQTT devices and every other edge.
+
+`stream()` yields PCM chunks as Piper finishes each sentence (or from the phrase cache), so the
+first audio leaves before the whole reply is synthesised. `say()` queues a device's request;
+one worker thread publishes tts/start, the audio chunks and tts/end on that device's topics.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+
+from appliance.config import TtsSettings
+from appliance.metrics import Metrics
+from appliance.outbound import Replies
+from appliance.tts.cache import PhraseCache
+from appliance.tts.voices import VoiceError, Voices
+from mqtt import topics
+from mqtt.messages import ProtocolError, TtsEnd, TtsSay, TtsStart
+
+log = logging.getLogger(__name__)
+MAX_CHUNK_BYTES = 32768      # one MQTT message of audio: ~0.75 s at 22 kHz
+
+
+class Speaker:
+    def __init__(self, settings: TtsSettings, voices: Voices, cache: PhraseCache, metrics: Metrics,
+                 replies: Replies | None = None):
+        self.settings = settings
+        self.voices = voices
+        self.cache = cache
+        self.metrics = metrics
+        self.replies = replies
+        self._engine_lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue(maxsize=256)
+        self._thread = threading.Thread(target=self._run, name="tts", daemon=True)
+        self._thread.start()
+
+    def check(self, text: str, voice: str | None, ref: str | None = None) -> str:
+        """Validate a request; returns the voice name. Raises ProtocolError."""
+        if not text.strip():
+            raise ProtocolError("bad_text", "text is empty", ref)
+        if len(text) > self.settings.max_text_chars:
+            raise ProtocolError("too_large", f"text of {len(text)} characters is over the {self.settings.max_text_chars} limit", ref)
+        try:
+            return self.voices.info(voice).name
+        except VoiceError as exc:
+            raise ProtocolError("unknown_voice", str(exc), ref) from None
+
+    def rate(self, voice: str | None) -> int:
+        return self.voices.info(voice).rate
+
+    def stream(self, text: str, voice: str | None = None) -> Iterator[bytes]:
+        """PCM chunks (16-bit mono at the voice's rate), sentence by sentence, cached."""
+        name = self.check(text, voice)
+        cached = self.cache.get(name, text)
+        if cached is not None:
+            self.metrics.inc("hearth_tts_cache_hits_total")
+            yield from cached
+            return
+        piper = self.voices.get(name)
+        produced: list[bytes] = []
+        sentences = iter(piper.synthesize(text))
+        while True:
+            with self._engine_lock:
+                chunk = next(sentences, None)
+            if chunk is None:
+                break
+            pcm = chunk.audio_int16_bytes
+            for i in range(0, len(pcm), MAX_CHUNK_BYTES):
+                piece = pcm[i:i + MAX_CHUNK_BYTES]
+                produced.append(piece)
+                yield piece
+        self.cache.put(name, text, produced)
+
+    # MQTT devices
+    def say(self, device: str, msg: TtsSay) -> None:
+        """Called on the network thread: validate and enqueue."""
+        self.check(msg.text, msg.voice, msg.request)
+        try:
+            self._queue.put_nowait((device, msg, time.monotonic()))
+        except queue.Full:
+            raise ProtocolError("busy", "too many replies are waiting; try again shortly", msg.request) from None
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            device, msg, t0 = item
+            try:
+                self._speak(device, msg, t0)
+            except ProtocolError as exc:
+                self.replies.error(device, exc)
+            except Exception as exc:
+                log.exception("tts failed for %s", device)
+                self.replies.error(device, ProtocolError("tts_failed", f"synthesis failed: {exc}", msg.request))
+
+    def _speak(self, device: str, msg: TtsSay, t0: float) -> None:
+        info = self.voices.info(msg.voice)
+        self.replies.send(topics.tts_start(device), TtsStart(request=msg.request, rate=info.rate, voice=info.name))
+        hits = self.metrics.counters.get("hearth_tts_cache_hits_total", 0)
+        chunks = total = 0
+        for pcm in self.stream(msg.text, info.name):
+            if chunks == 0:
+                self.metrics.observe_ms("hearth_tts_first_audio_seconds", (time.monotonic() - t0) * 1000)
+            self.replies.audio(topics.tts_audio(device, msg.request), pcm)
+            chunks += 1
+            total += len(pcm)
+        ms = (time.monotonic() - t0) * 1000
+        self.metrics.observe_ms("hearth_tts_seconds", ms)
+        self.metrics.inc("hearth_tts_replies_total")
+        self.replies.send(topics.tts_end(device), TtsEnd(
+            request=msg.request, chunks=chunks, audio_s=round(total / 2 / info.rate, 3), processing_ms=round(ms, 1),
+            cached=self.metrics.counters.get("hearth_tts_cache_hits_total", 0) > hits))
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)

@@ -1,0 +1,148 @@
+"""Shared fixtures: a real Mosquitto on a free loopback port, the real engines, test speech.
+
+`hearth` is one running service (broker + engines + web) per test session; engines load once.
+`device(name)` makes a broker login for a simulated device and returns a connected DeviceLink.
+Test speech is synthesised here (Piper, or espeak-ng + sox) and cached per session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import subprocess
+import wave
+from pathlib import Path
+
+import pytest
+
+from appliance import config
+from appliance.audio.pcm import Wav, read_wav
+from appliance.client import DeviceLink
+from appliance.service import Service, broker_config
+from mqtt.broker import Account, ManagedBroker, hash_password, new_password
+from mqtt.client import Credentials
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_settings(data_dir: Path, **sections) -> config.Settings:
+    """Settings for a test instance: loopback only, free ports, Wyoming/discovery off unless asked."""
+    base = {
+        "broker": {"bind": "127.0.0.1", "host": "127.0.0.1", "port": free_port(), "tls_port": 0},
+        "web": {"bind": "127.0.0.1", "port": free_port(), "threads": 4},
+        "wyoming": {"enabled": False, "bind": "127.0.0.1", "port": free_port()},
+        "discovery": {"enabled": False},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return config.from_dict(base, data_dir)
+
+
+class Hearth:
+    """A running Hearth (managed broker + service) for tests."""
+
+    def __init__(self, settings: config.Settings):
+        self.settings = settings
+        self.broker = ManagedBroker(broker_config(settings), shutil.which("mosquitto") or "/usr/sbin/mosquitto")
+        self.service = Service(settings, reload_broker=self.broker.reload)
+        self.test_accounts: dict[str, Account] = {}
+        self.service.account_providers.append(lambda: list(self.test_accounts.values()))
+
+    def start(self) -> "Hearth":
+        self.service.accounts.ensure()
+        self.service.sync_broker_files()
+        self.broker.start()
+        self.service.start()
+        return self
+
+    def stop(self) -> None:
+        self.service.stop()
+        self.broker.stop()
+
+    def credentials(self, name: str, device_type: str = "") -> Credentials:
+        """A broker login for a simulated device (the registry's job in production)."""
+        password = new_password()
+        self.test_accounts[name] = Account(name, hash_password(password), "device", device_type)
+        self.service.sync_broker()
+        return Credentials("127.0.0.1", self.settings.broker.port, name, password)
+
+    def device(self, name: str) -> DeviceLink:
+        return DeviceLink(self.credentials(name)).__enter__()
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.service.web.port}"
+
+
+@pytest.fixture(scope="session")
+def hearth(tmp_path_factory):
+    h = Hearth(make_settings(tmp_path_factory.mktemp("hearth"))).start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture
+def device(hearth, request):
+    links = []
+    counter = iter(range(1000))
+
+    def make(name: str | None = None) -> DeviceLink:
+        base = request.node.name.replace("[", "-").replace("]", "")[:40]
+        link = hearth.device(name or f"{base}-{next(counter)}")
+        links.append(link)
+        return link
+
+    yield make
+    for link in links:
+        link.__exit__(None, None, None)
+
+
+# --- test speech -----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory, hearth):
+    """speech(text, voice='piper'|'espeak', rate=16000, pad_ms=300, gain=1.0) -> Wav (cached)."""
+    cache_dir = tmp_path_factory.mktemp("speech")
+    made: dict = {}
+
+    def make(text: str, voice: str = "piper", rate: int = 16000, pad_ms: int = 300, gain: float = 1.0,
+             lead_ms: int = 200) -> Wav:
+        key = (text, voice, rate, pad_ms, gain, lead_ms)
+        if key in made:
+            return made[key]
+        out = cache_dir / f"s{len(made)}.wav"
+        raw = cache_dir / f"s{len(made)}-raw.wav"
+        if voice == "piper":
+            spoken = b"".join(hearth.service.speaker.stream(text))
+            with wave.open(str(raw), "wb") as w:
+                w.setnchannels(1), w.setsampwidth(2), w.setframerate(hearth.service.voices.info(None).rate)
+                w.writeframes(spoken)
+        else:
+            subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
+        subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out),
+                        "vol", str(gain), "pad", f"{lead_ms / 1000}", f"{pad_ms / 1000}"], check=True)
+        made[key] = read_wav(str(out))
+        return made[key]
+
+    return make
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over words, divided by the reference length (case and punctuation ignored)."""
+    norm = lambda s: "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in s).split()
+    ref, hyp = norm(reference), norm(hypothesis)
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(1, len(ref))
+
+
+def replace_settings(settings: config.Settings, section: str, **changes) -> config.Settings:
+    return dataclasses.replace(settings, **{section: dataclasses.replace(getattr(settings, section), **changes)})
