@@ -131,7 +131,7 @@ podman_import() {
         --change 'ENV HEARTH_DATA=/var/lib/hearth' \
         --change 'ENV PATH=/opt/hearth/venv/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'WORKDIR /var/lib/hearth' \
-        --change 'EXPOSE 8080 1883 8883 10300' \
+        --change 'EXPOSE 8080' --change 'EXPOSE 1883' --change 'EXPOSE 8883' --change 'EXPOSE 10300' \
         --change 'CMD ["/opt/hearth/venv/bin/hearth", "run"]' \
         - "$tag" || die "podman import failed"
     podman tag "$tag" localhost/hearth:latest

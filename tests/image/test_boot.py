@@ -100,6 +100,7 @@ def test_device_pairs(first_boot: Machine, state: dict):
 def test_power_cut_then_second_boot(first_boot: Machine, vm_disk: Disk, state: dict, tmp_path: Path):
     time.sleep(10)          # ext4 commits every 5 s: what first boot wrote is on disk by now
     first_boot.power_off()  # pull the plug
+    vm_disk.recover()       # replay the ext4 journal (what the next boot would do first)
 
     accounts = json.loads(vm_disk.read("secrets/accounts.json"))
     assert "hearth-cli" in accounts, f"no hearth-cli login on the data partition: {list(accounts)}"
@@ -126,6 +127,7 @@ def test_power_cut_then_second_boot(first_boot: Machine, vm_disk: Disk, state: d
             seconds = wav.getnframes() / wav.getframerate()
         assert seconds > 0.5, f"the reply is only {seconds:.2f} s of audio"
         time.sleep(10)
+    vm_disk.recover()
 
     # Data intact: the same secrets; the zeroed file was moved aside, not fed to Mosquitto.
     assert json.loads(vm_disk.read("secrets/accounts.json")) == accounts

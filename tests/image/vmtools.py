@@ -77,6 +77,25 @@ class Disk:
         parts = {p.get("name"): p for p in table["partitions"]}
         assert "hearth-data" in parts, f"no hearth-data partition in {path}: {list(parts)}"
         self.data_offset = parts["hearth-data"]["start"] * sector
+        self.data_size = parts["hearth-data"]["size"] * sector
+
+    def recover(self) -> str:
+        """Replay the data partition's ext4 journal, as the kernel does at the next mount.
+
+        After a power cut the newest metadata may be only in the journal: reading or writing
+        the partition without replaying it first would see (or make) an older state, and the
+        next boot's replay would overwrite what debugfs wrote. e2fsck cannot replay at an
+        offset, so the partition is copied out, checked and copied back."""
+        part = self.path.with_suffix(".data.ext4")
+        dd = ["dd", "bs=1M", "status=none", "iflag=skip_bytes,count_bytes", "oflag=seek_bytes"]
+        subprocess.run(dd[:-1] + [f"if={self.path}", f"of={part}", f"skip={self.data_offset}",
+                                  f"count={self.data_size}", "conv=sparse"], check=True)
+        fsck = subprocess.run(["e2fsck", "-fy", str(part)], capture_output=True, text=True)
+        assert fsck.returncode in (0, 1), f"e2fsck of the data partition failed ({fsck.returncode}):\n{fsck.stdout}{fsck.stderr}"
+        subprocess.run(["dd", "bs=1M", "status=none", "oflag=seek_bytes", f"if={part}", f"of={self.path}",
+                        f"seek={self.data_offset}", "conv=notrunc"], check=True)
+        part.unlink()
+        return fsck.stdout
 
     def _debugfs(self, request: str, write: bool = False) -> str:
         args = ["debugfs"] + (["-w"] if write else []) + ["-R", request, f"{self.path}?offset={self.data_offset}"]
