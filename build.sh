@@ -14,8 +14,8 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'Error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages each command needs (command name -> package name).
-RUN_DEBS=(mosquitto:mosquitto mosquitto_passwd:mosquitto python3:python3 "python3 -m venv:python3-venv" espeak-ng:espeak-ng)
-TEST_DEBS=(mosquitto_sub:mosquitto-clients sox:sox flac:flac chromium:chromium openssl:openssl)
+RUN_DEBS=(mosquitto:mosquitto python3:python3 "python3 -m venv:python3-venv")
+TEST_DEBS=(mosquitto_sub:mosquitto-clients espeak-ng:espeak-ng sox:sox flac:flac chromium:chromium chromedriver:chromium-driver openssl:openssl curl:curl)
 
 need_debs() {
     local missing=() item cmd pkg

@@ -8,7 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from appliance import config
+from appliance import admin_cli, config
+from appliance.devices import cli as devices_cli
+from firmware_cache import cli as firmware_cli
 
 COMMANDS = """\
   hearth run                       start Mosquitto + the service + the web page (what ./build.sh run does)
@@ -17,6 +19,7 @@ COMMANDS = """\
   hearth client say TEXT --out F   ask the running Hearth to speak TEXT, write a WAV
   hearth client transcribe F.wav   send a WAV as a device would, print the transcript
   hearth config                    print the effective configuration as TOML
+  hearth devices list|pair CODE|rename ID NAME|revoke ID   the household's devices (docs/devices.md)
 """
 
 
@@ -53,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = []
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,7 +122,9 @@ def say(link: DeviceLink, text: str, voice: str | None = None, timeout: float = 
 class Heard:
     final: SttFinal
     partials: list[str]
-    latency_s: float            # from the last frame sent to the final transcript
+    latency_s: float            # from the last frame sent to the final transcript (negative: it came first)
+    started_at: float = 0.0     # monotonic time of the first frame
+    arrived_at: float = 0.0     # monotonic time the final transcript arrived
 
 
 def transcribe(link: DeviceLink, wav: Wav, endpoint: str = "device", frame_ms: int = 30,
@@ -157,7 +159,7 @@ def transcribe(link: DeviceLink, wav: Wav, endpoint: str = "device", frame_ms: i
         elif item.topic == topics.stt_final(link.device):
             final = SttFinal.from_payload(item.payload)
             if final.session == session:
-                return Heard(final, partials, item.at - t_last)
+                return Heard(final, partials, item.at - t_last, t_start, item.at)
 
 
 def write_wav(path: str, spoken: Spoken) -> None:

@@ -99,8 +99,13 @@ class DeviceSettings:
 @dataclass(frozen=True)
 class FirmwareSettings:
     quota_mb: int = 4096
-    check_interval_min: int = 360
+    check_interval_min: int = 360    # upstream manifest check; 0: only on demand
     public_key: str = ""             # Ed25519 public key (hex or PEM path) for manifest signatures
+    manifest_url: str = ""           # upstream manifest URL template with {type} and {channel}; empty: import only
+    staged_rollout: bool = False     # default for new device types: one device first, then the rest
+    base_url: str = ""               # prefix of download URLs in announcements; empty: a path on Hearth's web server
+    fetch_timeout_s: int = 30        # connect/read timeout for upstream requests
+    serve_wait_s: int = 10           # a device asking for an image still downloading waits this long, then 503
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,11 @@ class Inbound:
                     self.speaker.say(parsed.device, TtsSay.from_payload(payload, self.max_json))
                 case kind if kind in self.extra:
                     self.extra[kind](parsed.device, parsed.ref, payload)
-                case _:
-                    return        # hearth's own outbound topics echo back to the service account
+                case kind if kind in topics.OUTBOUND_KINDS or kind.split("/")[0] not in ("stt", "tts"):
+                    return        # our own replies echoing back, or another room's topic
+                case kind:
+                    raise ProtocolError("unknown_message", f"'{kind}' is not a message Hearth accepts "
+                                        "(see docs/protocol.md)")
         except ProtocolError as exc:
             self.metrics.error(time.time(), f"{parsed.device}: {exc.code}")
             self.replies.error(parsed.device, exc)

@@ -37,10 +37,16 @@ class Metrics:
             self.recent_errors = (self.recent_errors + [(when, text)])[-50:]
 
     def render(self) -> str:
+        """Prometheus text format. A counter name may carry labels: 'name{status="200"}'."""
         out = []
+        typed: set[str] = set()
         with self._lock:
             for name, value in sorted(self.counters.items()):
-                out += [f"# TYPE {name} counter", f"{name} {value:g}"]
+                base = name.split("{", 1)[0]
+                if base not in typed:
+                    typed.add(base)
+                    out.append(f"# TYPE {base} counter")
+                out.append(f"{name} {value:g}")
             for name, counts in sorted(self.hist.items()):
                 out.append(f"# TYPE {name} histogram")
                 total = 0

@@ -109,6 +109,7 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
             service = Service(settings, reload_broker=broker.reload)
         else:
             service = Service(settings)
+        service.restart_requested = threading.Event()     # set by the web page's restart button
         service.accounts.ensure()
         service.sync_broker_files()
         if broker:
@@ -121,7 +122,7 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
         for line in service.startup_notes:
             print(line, file=out, flush=True)
         print("Hearth is running; press Ctrl-C to stop.", file=out, flush=True)
-        while not stop.wait(1.0):
+        while not stop.wait(1.0) and not service.restart_requested.is_set():
             if broker and not broker.running():
                 log.error("the broker exited; restarting it")
                 broker.start()
@@ -132,6 +133,9 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
         if broker:
             broker.stop()
         lock.release()
+        if service and service.restart_requested.is_set() and not stop.is_set():
+            from appliance import restart
+            restart.reexec()
 
 
 __all__ = ["run", "setup", "AlreadyRunning", "BrokerError", "lan_address"]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from appliance.accounts import LocalAccounts
 from appliance.config import Settings
+from appliance.devices.registry import Registry
 from appliance.inbound import Inbound
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
@@ -34,12 +35,22 @@ log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 
 # Rooms beyond the voice core: modules with install(service), called before the broker connection.
-ROOMS: list[str] = []
+ROOMS: list[str] = [
+    "appliance.devices",
+    "firmware_cache.room",
+    "appliance.admin",
+    "appliance.logbuffer",
+    "appliance.utterances",
+]
 
 
 def broker_config(settings: Settings) -> BrokerConfig:
+    tls = None
+    if settings.broker.tls_port:        # Hearth's own CA and the broker's certificate, made on first start
+        from appliance.devices import ca
+        tls = ca.ensure(settings.data_dir / "tls", ca.local_names(settings.broker.advertise_host)).as_tuple()
     return BrokerConfig(directory=settings.data_dir / "broker", bind=settings.broker.bind,
-                        port=settings.broker.port, tls_port=settings.broker.tls_port,
+                        port=settings.broker.port, tls_port=settings.broker.tls_port, tls_files=tls,
                         max_packet_bytes=max(1 << 20, settings.limits.max_frame_bytes * 2))
 
 
@@ -54,7 +65,10 @@ class Service:
         self.accounts = LocalAccounts(settings.data_dir)
         self.store = Store(settings.data_dir / "hearth.db")
         # more broker logins (devices, Hermes) come from these providers
-        self.account_providers: list[Callable[[], list[Account]]] = [self.accounts.broker_accounts]
+        # the device registry's logins are here from the start, so the broker knows them before the
+        # engines load (and `hearth setup` keeps them)
+        self.account_providers: list[Callable[[], list[Account]]] = [self.accounts.broker_accounts,
+                                                                     Registry(self.store).broker_accounts]
         self._stoppers: list[Callable[[], None]] = []
         self.conn: Connection | None = None
         self.startup_notes: list[str] = []     # lines `hearth run` prints once (e.g. a new admin password)

@@ -64,6 +64,8 @@ class SessionManager:
         self.sessions: dict[tuple[str, str], SttSession] = {}
         self._warned: set[tuple[str, str]] = set()
         self.inbox: queue.Queue = queue.Queue()
+        # fn(device, session, text, audio, engine) after each final transcript (e.g. the privacy store)
+        self.on_final: list = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audio", daemon=True)
         self._thread.start()
@@ -128,7 +130,7 @@ class SessionManager:
             raise ProtocolError("too_many_sessions",
                                 f"{open_here} sessions already open for this device; end one first", msg.session)
         engine = self.decoder.engine
-        session = SttSession(device, msg, Endpointer(self.settings.endpoint),
+        session = SttSession(device, msg, Endpointer(self.settings.endpoint, stop_at_endpoint=msg.endpoint == "vad"),
                              stream=engine.open_stream() if engine.streaming else None)
         self._warned.discard(key)
         self.sessions[key] = session
@@ -254,6 +256,11 @@ class SessionManager:
         self.metrics.observe_ms("hearth_stt_final_seconds", processing_ms)
         self.metrics.inc("hearth_stt_transcripts_total")
         self._drop(s)
+        for hook in self.on_final:
+            try:
+                hook(s.device, s.start.session, text, bytes(s.audio), self.decoder.engine.name)
+            except Exception:
+                log.exception("final-transcript hook %s failed", hook)
 
     def _drop(self, s: SttSession) -> None:
         self.sessions.pop(s.key, None)

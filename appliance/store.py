@@ -22,6 +22,8 @@ Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 # Modules with a MIGRATIONS list, applied in this order.
 MIGRATION_MODULES: list[str] = [
     "appliance.store",
+    "appliance.devices.registry",
+    "firmware_cache.registry",
 ]
 
 

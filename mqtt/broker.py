@@ -12,6 +12,7 @@ import getpass
 import hashlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -178,9 +179,12 @@ class ManagedBroker:
         host = "127.0.0.1" if self.config.bind in ("0.0.0.0", "") else self.config.bind
         if port_open(host, self.config.port):
             raise BrokerError(f"port {self.config.port} is already in use; stop what holds it or set broker.port")
+        # Debian installs it in /usr/sbin, which a non-root PATH may lack
+        executable = shutil.which(self.executable) or shutil.which(self.executable, path="/usr/sbin:/usr/local/sbin") \
+            or self.executable
         try:
             self.process = subprocess.Popen(
-                [self.executable, "-c", str(self.config.conf)],
+                [executable, "-c", str(self.config.conf)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 preexec_fn=self.preexec,
             )

@@ -29,9 +29,10 @@ class Credentials:
     port: int
     username: str
     password: str
+    ca_file: str = ""                # TLS: the CA certificate (PEM file) that signed the broker's certificate
 
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"{'mqtts' if self.ca_file else 'mqtt'}://{self.host}:{self.port}"
 
 
 Handler = Callable[[str, bytes], None]
@@ -61,6 +62,8 @@ class Connection:
             clean_session=True,
         )
         self.client.username_pw_set(creds.username, creds.password)
+        if creds.ca_file:
+            self.client.tls_set(ca_certs=creds.ca_file)
         self.client.reconnect_delay_set(min_delay=0.2, max_delay=5)
         self.client.max_queued_messages_set(10000)
         if will:

@@ -63,6 +63,9 @@ class Message:
     @classmethod
     def from_dict(cls, data: dict):
         ref = data.get("session") or data.get("request")
+        if "type" in data and data["type"] != cls.TYPE:
+            raise ProtocolError("unknown_message", f"a '{data['type']}' message on the topic for '{cls.TYPE}'",
+                                ref if isinstance(ref, str) else None)
         ref = ref if isinstance(ref, str) else None
         v = data.get("v")
         if not isinstance(v, int) or isinstance(v, bool):
@@ -238,5 +241,30 @@ class ServerInfo(Message):
 
 
 def all_message_classes() -> list[type[Message]]:
-    """Every concrete message class in this module (the round-trip test walks them all)."""
-    return [c for c in Message.__subclasses__() if c.TYPE]
+    """Every concrete message class in every mqtt module (the round-trip test walks them all)."""
+    import importlib
+    import pkgutil
+
+    import mqtt
+    for mod in pkgutil.iter_modules(mqtt.__path__):
+        importlib.import_module(f"mqtt.{mod.name}")
+    found, todo = [], [Message]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            todo.append(sub)
+            if sub.TYPE:
+                found.append(sub)
+    return found
+
+
+def all_topics() -> dict[str, tuple]:
+    """Every TOPICS table of every mqtt module, merged (the docs test checks each is documented)."""
+    import importlib
+    import pkgutil
+
+    import mqtt
+    merged: dict[str, tuple] = {}
+    for mod in pkgutil.iter_modules(mqtt.__path__):
+        merged.update(getattr(importlib.import_module(f"mqtt.{mod.name}"), "TOPICS", {}))
+    return merged

@@ -31,11 +31,13 @@ TOPICS: dict[str, tuple[str, int, bool, str]] = {
 
 # What the service subscribes to.
 SUBSCRIPTIONS = (
-    f"{PREFIX}/+/stt/start",
+    f"{PREFIX}/+/stt/+",          # start, end (and Hearth's own partial/final, ignored)
     f"{PREFIX}/+/stt/audio/+",
-    f"{PREFIX}/+/stt/end",
-    f"{PREFIX}/+/tts/say",
+    f"{PREFIX}/+/tts/+",          # say (and Hearth's own start/end, ignored)
 )
+
+# Hearth -> device kinds that come back to the service through its own subscriptions.
+OUTBOUND_KINDS = frozenset({"stt/partial", "stt/final", "tts/start", "tts/end", "error"})
 
 
 def server_info() -> str:

@@ -8,6 +8,7 @@ Test speech is synthesised here (Piper, or espeak-ng + sox) and cached per sessi
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from appliance import config
 from appliance.audio.pcm import Wav, read_wav
 from appliance.client import DeviceLink
 from appliance.service import Service, broker_config
+from bench.common import word_error_rate  # noqa: F401  (tests import it from here)
 from mqtt.broker import Account, ManagedBroker, hash_password, new_password
 from mqtt.client import Credentials
 
@@ -92,7 +94,7 @@ def device(hearth, request):
     counter = iter(range(1000))
 
     def make(name: str | None = None) -> DeviceLink:
-        base = request.node.name.replace("[", "-").replace("]", "")[:40]
+        base = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:40].strip("-")
         link = hearth.device(name or f"{base}-{next(counter)}")
         links.append(link)
         return link
@@ -130,18 +132,6 @@ def speech(tmp_path_factory, hearth):
         return made[key]
 
     return make
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over words, divided by the reference length (case and punctuation ignored)."""
-    norm = lambda s: "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in s).split()
-    ref, hyp = norm(reference), norm(hypothesis)
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)] / max(1, len(ref))
 
 
 def replace_settings(settings: config.Settings, section: str, **changes) -> config.Settings:

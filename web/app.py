@@ -1,7 +1,14 @@
-"""The bottle application: mounts every room's routes on one app."""
+"""The bottle application: mounts every room's routes on one app.
+
+Order matters: the sign-in guard (web/auth.py) is installed first, so every page and JSON route
+added after it, here or by a room through `service.web_installers`, needs a signed-in session,
+except the device API (/v1/...), firmware downloads (/firmware/...), /health and /metrics.
+"""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import time
 
@@ -13,9 +20,26 @@ def json_error(status: int, code: str, message: str) -> bottle.HTTPResponse:
                                headers={"Content-Type": "application/json"})
 
 
+def metrics_allowed(environ: dict, token: str) -> bool:
+    """Loopback peers always; others only with `Authorization: Bearer <[web] metrics_token>`."""
+    try:
+        if ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback:
+            return True
+    except ValueError:
+        pass
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    return bool(token) and auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode())
+
+
 def build_app(service) -> bottle.Bottle:
+    from web import auth, devices_page, overview, pages, privacy_page, system_page, updates_page, voice_page
+
     app = bottle.Bottle()
     app.config["hearth.service"] = service
+    _count_requests(app, service)
+    _gauges(service)
+    auth.install(app, service)
+    pages.install(app)
 
     @app.get("/health")
     def health():
@@ -30,15 +54,49 @@ def build_app(service) -> bottle.Bottle:
 
     @app.get("/metrics")
     def metrics():
+        if not metrics_allowed(bottle.request.environ, service.settings.web.metrics_token):
+            return json_error(401, "unauthorized", "/metrics from another host needs 'Authorization: Bearer <token>' "
+                                                   "with [web] metrics_token")
         bottle.response.content_type = "text/plain; version=0.0.4"
         return service.metrics.render()
 
+    for module in (overview, devices_page, voice_page, updates_page, privacy_page, system_page):
+        module.install(app, service)
     for install in service.web_installers:
         install(app)
 
-    for code in (400, 404, 405, 413, 500):
+    for code in (400, 401, 403, 404, 405, 413, 500):
         app.error(code)(lambda err, code=code: _error_body(err, code))
     return app
+
+
+def _count_requests(app: bottle.Bottle, service) -> None:
+    @app.hook("before_request")
+    def started():
+        bottle.request.environ["hearth.t0"] = time.perf_counter()
+
+    @app.hook("after_request")
+    def finished():
+        t0 = bottle.request.environ.get("hearth.t0")
+        if t0 is None:
+            return
+        route = bottle.request.environ.get("bottle.route")
+        service.metrics.inc(f'hearth_http_requests_total{{status="{bottle.response.status_code}"}}')
+        if route is not None:
+            service.metrics.observe_ms("hearth_http_request_seconds", (time.perf_counter() - t0) * 1000)
+
+
+def _gauges(service) -> None:
+    m = service.metrics
+    m.gauge("hearth_uptime_seconds", lambda: time.time() - service.started)
+    m.gauge("hearth_broker_connected", lambda: bool(service.conn and service.conn.connected.is_set()))
+    if "hearth_devices_online" not in m.gauges:
+        m.gauge("hearth_devices_online", lambda: _online(service))
+
+
+def _online(service) -> int:
+    from web.devices_page import listing
+    return sum(1 for d in listing(service)["devices"] if d.get("online"))
 
 
 def _error_body(err: bottle.HTTPError, code: int) -> str:

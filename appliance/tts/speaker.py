@@ -54,26 +54,28 @@ class Speaker:
 
     def stream(self, text: str, voice: str | None = None) -> Iterator[bytes]:
         """PCM chunks (16-bit mono at the voice's rate), sentence by sentence, cached."""
+        reply = self.reply(text, voice)
+        yield from reply
+        reply.remember()
+
+    def reply(self, text: str, voice: str | None = None) -> "Reply":
+        """An iterable reply; call remember() after the last chunk has gone out to cache it."""
         name = self.check(text, voice)
         cached = self.cache.get(name, text)
         if cached is not None:
             self.metrics.inc("hearth_tts_cache_hits_total")
-            yield from cached
-            return
-        piper = self.voices.get(name)
-        produced: list[bytes] = []
-        sentences = iter(piper.synthesize(text))
+        return Reply(self, name, text, cached)
+
+    def _synthesize(self, name: str, text: str) -> Iterator[bytes]:
+        sentences = iter(self.voices.get(name).synthesize(text))
         while True:
             with self._engine_lock:
                 chunk = next(sentences, None)
             if chunk is None:
-                break
+                return
             pcm = chunk.audio_int16_bytes
             for i in range(0, len(pcm), MAX_CHUNK_BYTES):
-                piece = pcm[i:i + MAX_CHUNK_BYTES]
-                produced.append(piece)
-                yield piece
-        self.cache.put(name, text, produced)
+                yield pcm[i:i + MAX_CHUNK_BYTES]
 
     # MQTT devices
     def say(self, device: str, msg: TtsSay) -> None:
@@ -98,9 +100,9 @@ class Speaker:
     def _speak(self, device: str, msg: TtsSay, t0: float) -> None:
         info = self.voices.info(msg.voice)
         self.replies.send(topics.tts_start(device), TtsStart(request=msg.request, rate=info.rate, voice=info.name))
-        hits = self.metrics.counters.get("hearth_tts_cache_hits_total", 0)
+        reply = self.reply(msg.text, info.name)
         chunks = total = 0
-        for pcm in self.stream(msg.text, info.name):
+        for pcm in reply:
             if chunks == 0:
                 self.metrics.observe_ms("hearth_tts_first_audio_seconds", (time.monotonic() - t0) * 1000)
             self.replies.audio(topics.tts_audio(device, msg.request), pcm)
@@ -111,8 +113,31 @@ class Speaker:
         self.metrics.inc("hearth_tts_replies_total")
         self.replies.send(topics.tts_end(device), TtsEnd(
             request=msg.request, chunks=chunks, audio_s=round(total / 2 / info.rate, 3), processing_ms=round(ms, 1),
-            cached=self.metrics.counters.get("hearth_tts_cache_hits_total", 0) > hits))
+            cached=reply.cached is not None))
+        reply.remember()              # after the reply has gone out: the cache write is off the hot path
 
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=5)
+
+
+class Reply:
+    """One reply's chunks: from the cache, or synthesised as they are asked for (and kept for the cache)."""
+
+    def __init__(self, speaker: Speaker, voice: str, text: str, cached: list[bytes] | None):
+        self.speaker, self.voice, self.text, self.cached = speaker, voice, text, cached
+        self._produced: list[bytes] = []
+        self._complete = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self.cached is not None:
+            yield from self.cached
+            return
+        for pcm in self.speaker._synthesize(self.voice, self.text):
+            self._produced.append(pcm)
+            yield pcm
+        self._complete = True
+
+    def remember(self) -> None:
+        if self.cached is None and self._complete:
+            self.speaker.cache.put(self.voice, self.text, self._produced)

@@ -1,0 +1,86 @@
+"""The web page's admin password: generated on first start, shown once, stored only as a hash.
+
+Kept in `<data>/secrets/admin.json` (mode 0600) as scrypt parameters, salt and digest. The clear
+password exists only in the first-start note that `hearth run` prints (and in the output of
+`hearth admin reset-password`); nothing else ever writes it down.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+ADMIN_USER = "admin"
+SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
+
+
+def hash_password(password: str, salt: bytes | None = None, n: int = SCRYPT["n"], r: int = SCRYPT["r"],
+                  p: int = SCRYPT["p"]) -> dict:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return {"alg": "scrypt", "n": n, "r": r, "p": p,
+            "salt": base64.b64encode(salt).decode(), "hash": base64.b64encode(digest).decode()}
+
+
+def new_password() -> str:
+    """Four groups of five characters from an alphabet that reads aloud and types well on a phone."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(4))
+
+
+class AdminPassword:
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / "secrets" / "admin.json"
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def ensure(self) -> str | None:
+        """Create a password on first start; returns it (once), or None when one is already set."""
+        if self.exists():
+            return None
+        return self.reset()
+
+    def reset(self) -> str:
+        password = new_password()
+        self.set(password)
+        return password
+
+    def set(self, password: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(hash_password(password), fh)
+        os.replace(tmp, self.path)
+
+    def generation(self) -> int:
+        """Changes whenever the password does: sessions signed in before a reset stop working."""
+        try:
+            return self.path.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def verify(self, password: str) -> bool:
+        try:
+            stored = json.loads(self.path.read_text())
+            salt = base64.b64decode(stored["salt"])
+            want = base64.b64decode(stored["hash"])
+            got = hash_password(password, salt, stored["n"], stored["r"], stored["p"])["hash"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return hmac.compare_digest(base64.b64decode(got), want)
+
+
+def install(service) -> None:
+    """ROOMS hook: make sure an admin password exists; a new one goes into the start-up notes."""
+    service.admin = AdminPassword(service.settings.data_dir)
+    password = service.admin.ensure()
+    if password:
+        service.startup_notes.append(
+            f"web admin password (shown once; reset with 'hearth admin reset-password'): {password}")

@@ -1,0 +1,174 @@
+"""Pairing with a person in the loop, in the shape of Mycroft's device API.
+
+1. The device asks for a code (`request_code(state, client_addr)`): a 6-character code from an
+   alphabet that is easy to say and read, and a secret token only the device knows.
+2. The device speaks or shows the code; a person confirms it (`confirm(code)`, from the web page
+   or `hearth devices pair CODE`). That creates the registry entry.
+3. The device polls `activate(state, token)`; after the confirmation the next poll returns its
+   identity and credentials, once. Before it, NotConfirmed; nothing is granted without a person.
+
+Codes live in SQLite (the command line confirms them from another process), expire after
+`devices.code_ttl_s`, and are single use. Code and activate calls are rate limited per client.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from appliance.config import DeviceSettings
+from appliance.devices.errors import BadCode, BadSetting, BadToken, NotConfirmed, RateLimited
+from appliance.devices.registry import DEVICE_TYPE, Device, Registry, check_name
+from appliance.devices.tokens import TokenBook, Tokens, digest
+from appliance.store import Store
+from mqtt.broker import hash_password, new_password
+
+# No 0/O, 1/I/L, 2/Z, 5/S, 8/B, G/Q: nothing a listener or a reader can mix up.
+ALPHABET = "ACDEFHJKMNPRTUVWXY34679"
+CODE_LENGTH = 6
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalize_code(code: str) -> str:
+    return "".join(ch for ch in str(code).upper() if ch.isalnum())
+
+
+@dataclass(frozen=True)
+class PendingCode:
+    code: str
+    client_addr: str
+    device_type: str
+    platform: str
+    name: str
+    created: float
+    expires: float
+
+
+@dataclass(frozen=True)
+class Activation:
+    device: Device
+    tokens: Tokens
+    mqtt_password: str
+
+
+class RateLimiter:
+    """At most `per_minute` calls per (what, client) in any 60 s window."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self._seen: dict[tuple[str, str], deque] = {}
+        self._lock = threading.Lock()
+
+    def check(self, what: str, client: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            window = self._seen.setdefault((what, client), deque())
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if len(window) >= self.per_minute:
+                raise RateLimited(f"too many {what} calls from {client}; wait {60 - (now - window[0]):.0f} s")
+            window.append(now)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
+class Pairing:
+    def __init__(self, store: Store, registry: Registry, tokens: TokenBook, settings: DeviceSettings):
+        self.store = store
+        self.registry = registry
+        self.tokens = tokens
+        self.settings = settings
+        self.limiter = RateLimiter(settings.code_rate_per_min)
+
+    def request_code(self, state: str, client_addr: str, device_type: str = "mycroft", platform: str = "",
+                     name: str = "") -> tuple[str, str]:
+        """A new code and the token the device must show when it polls. Rate limited per client."""
+        self.limiter.check("code", client_addr)
+        if not isinstance(state, str) or len(state) > 128:
+            raise BadSetting("state must be a string of at most 128 characters")
+        if not DEVICE_TYPE.match(device_type):
+            raise BadSetting("type must be 1-32 characters of a-z 0-9 _ - (e.g. satellite)")
+        if name:
+            name = check_name(name)
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        with self.store.transaction() as tx:
+            tx.execute("delete from devices_codes where expires < ?", [now - 3600])
+            while True:
+                code = new_code()
+                if not list(tx.query("select 1 from devices_codes where code = ?", [code])):
+                    break
+            tx["devices_codes"].insert({
+                "code": code, "token_hash": digest(token), "state": state, "client_addr": client_addr[:64],
+                "device_type": device_type, "platform": str(platform)[:64], "name": name,
+                "created": now, "expires": now + self.settings.code_ttl_s})
+        return code, token
+
+    def pending(self) -> list[PendingCode]:
+        rows = self.store.db.query(
+            "select * from devices_codes where confirmed_at is null and expires > ? order by created", [time.time()])
+        return [PendingCode(r["code"], r["client_addr"], r["device_type"], r["platform"], r["name"],
+                            r["created"], r["expires"]) for r in rows]
+
+    def confirm(self, code: str, name: str | None = None, room: str = "") -> Device:
+        """A person says this code is one of ours: the device gets an entry (and its login at its next poll)."""
+        code = normalize_code(code)
+        rows = list(self.store.db.query("select * from devices_codes where code = ?", [code]))
+        if len(code) != CODE_LENGTH or not rows:
+            raise BadCode(f"no pairing code '{code}': check the code the device shows or says")
+        row = rows[0]
+        if row["confirmed_at"]:
+            raise BadCode(f"code {code} was already used; ask the device for a new one")
+        if row["expires"] <= time.time():
+            raise BadCode(f"code {code} has expired; ask the device for a new one")
+        label = name or row["name"] or f"{row['platform'] or row['device_type']} {code[:3]}"
+        with self.store.transaction() as tx:
+            taken = tx.execute("update devices_codes set confirmed_at = ? where code = ? and confirmed_at is null",
+                               [time.time(), code]).rowcount
+        if not taken:
+            raise BadCode(f"code {code} was already used; ask the device for a new one")
+        device = self.registry.create(label, row["device_type"], row["platform"], room)
+        with self.store.transaction() as tx:
+            tx["devices_codes"].update(code, {"device_id": device.id})
+        return device
+
+    def activate(self, state: str, token: str, client_addr: str, platform: str = "", firmware: str = "") -> Activation:
+        """The device's poll. NotConfirmed until a person confirmed; then its identity, once."""
+        self.limiter.check("activate", client_addr)
+        if not isinstance(token, str) or not token or len(token) > 200:
+            raise BadToken("token is missing: send the token that came with the code")
+        rows = list(self.store.db.query("select * from devices_codes where token_hash = ?", [digest(token)]))
+        if not rows or rows[0]["state"] != state:
+            raise BadToken("unknown pairing token or state: ask for a new code")
+        row = rows[0]
+        if row["used_at"]:
+            raise BadCode("this pairing was already collected; a replayed activation is refused")
+        if not row["confirmed_at"]:
+            if row["expires"] <= time.time():
+                raise BadCode("the code expired before anyone confirmed it; ask for a new one")
+            raise NotConfirmed(f"waiting for a person to confirm code {row['code']}")
+        if not row["device_id"]:
+            raise NotConfirmed("the confirmation is being recorded; poll again")
+        password = new_password()
+        now = time.time()
+        with self.store.transaction() as tx:
+            if not tx.execute("update devices_codes set used_at = ? where code = ? and used_at is null",
+                              [now, row["code"]]).rowcount:
+                raise BadCode("this pairing was already collected; a replayed activation is refused")
+            changes = {"password_hash": hash_password(password), "activated_at": now, "last_seen": now}
+            if platform:
+                changes["platform"] = str(platform)[:64]
+            if firmware:
+                changes["firmware"] = str(firmware)[:64]
+            tx["devices_devices"].update(row["device_id"], changes)
+            tokens = self.tokens.issue(row["device_id"], tx)
+            self.registry.bump(tx)
+        return Activation(self.registry.get(row["device_id"]), tokens, password)

@@ -1,0 +1,144 @@
+"""Household training data: final transcripts with their audio, kept only when the household opts in.
+
+Off by default (`[privacy] store_utterances = false`). When on, every final transcript that a
+device's session produces is saved under `<data>/utterances/<YYYY-MM-DD>/` as `<stamp>-<device>.wav`
+(16 kHz mono, the audio the engine heard) and `.json` (text, device, time, engine). A sweep deletes
+days older than `retention_days` every hour and at start; the Privacy page exports all of it as one
+zip or deletes it. The settings are read at every use, so a change on the web page applies at once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from appliance.audio.pcm import ENGINE_FORMAT, wav_bytes
+from appliance.config import PrivacySettings
+
+log = logging.getLogger(__name__)
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class UtteranceStore:
+    def __init__(self, root: Path, privacy: Callable[[], PrivacySettings]):
+        self.root = Path(root)
+        self.privacy = privacy
+        self._lock = threading.Lock()
+
+    def on_final(self, device: str, session: str, text: str, audio: bytes, engine: str) -> Path | None:
+        """SessionManager's final-transcript hook: save audio + text when storing is on."""
+        if not self.privacy().store_utterances or not text.strip() or not audio:
+            return None
+        now = datetime.now()
+        folder = self.root / now.strftime("%Y-%m-%d")
+        stem = f"{now.strftime('%H%M%S-%f')}-{SAFE.sub('_', device)[:64]}"
+        meta = {"text": text, "device": device, "session": session, "engine": engine,
+                "time": now.isoformat(timespec="seconds"), "audio_s": round(len(audio) / ENGINE_FORMAT.bytes_per_second, 3)}
+        with self._lock:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{stem}.wav").write_bytes(wav_bytes(audio, ENGINE_FORMAT.rate))
+            (folder / f"{stem}.json").write_text(json.dumps(meta, ensure_ascii=False))
+        return folder / f"{stem}.json"
+
+    def _days(self) -> list[Path]:
+        if not self.root.exists():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and DAY.match(p.name))
+
+    def summary(self) -> dict:
+        count = size = 0
+        days = self._days()
+        for day in days:
+            for f in day.iterdir():
+                size += f.stat().st_size
+                count += f.suffix == ".json"
+        return {"utterances": count, "bytes": size, "oldest": days[0].name if days else None,
+                "newest": days[-1].name if days else None}
+
+    def recent(self, limit: int = 20) -> list[dict]:
+        rows = []
+        for day in reversed(self._days()):
+            for meta in sorted(day.glob("*.json"), reverse=True):
+                try:
+                    rows.append(json.loads(meta.read_text()))
+                except (OSError, ValueError):
+                    continue
+                if len(rows) >= limit:
+                    return rows
+        return rows
+
+    def sweep(self, today: date | None = None) -> int:
+        """Delete days older than the retention; returns how many day folders went."""
+        keep = self.privacy().retention_days
+        cutoff = (today or date.today()) - timedelta(days=keep)
+        removed = 0
+        with self._lock:
+            for day in self._days():
+                if date.fromisoformat(day.name) < cutoff:
+                    shutil.rmtree(day, ignore_errors=True)
+                    removed += 1
+        if removed:
+            log.info("privacy: removed %d day(s) of stored utterances older than %d days", removed, keep)
+        return removed
+
+    def delete_all(self) -> int:
+        with self._lock:
+            days = self._days()
+            for day in days:
+                shutil.rmtree(day, ignore_errors=True)
+        log.info("privacy: all stored utterances deleted")
+        return len(days)
+
+    def export_zip(self) -> bytes:
+        buf = io.BytesIO()
+        with self._lock, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for day in self._days():
+                for f in sorted(day.iterdir()):
+                    zf.write(f, f"utterances/{day.name}/{f.name}")
+        return buf.getvalue()
+
+
+class Sweeper:
+    """Runs the retention sweep at start and then every `interval_s`."""
+
+    def __init__(self, store: UtteranceStore, interval_s: float = 3600.0):
+        self.store = store
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="privacy-sweep", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.store.sweep()
+            except OSError:
+                log.exception("privacy sweep failed")
+            if self._stop.wait(self.interval_s):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def install(service) -> None:
+    """ROOMS hook: service.utterances, fed by the session manager's final transcripts."""
+    store = UtteranceStore(service.settings.data_dir / "utterances", lambda: service.settings.privacy)
+    service.utterances = store
+    service.sessions.on_final.append(store.on_final)
+    sweeper = Sweeper(store)
+    sweeper.start()
+    service._stoppers.append(sweeper.stop)

@@ -1,0 +1,100 @@
+"""What every benchmark needs: free ports, a real `hearth run` subprocess, statistics, test speech."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEARTH = str(Path(sys.executable).with_name("hearth"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def p90_ms(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))] * 1000
+
+
+@dataclass
+class RunningHearth:
+    proc: subprocess.Popen
+    data: Path
+    broker_port: int
+    web_port: int
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def start_hearth(extra_toml: str = "") -> RunningHearth:
+    data = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
+    bport, wport = free_port(), free_port()
+    (data / "hearth.toml").write_text(
+        f"[broker]\nbind = \"127.0.0.1\"\nport = {bport}\ntls_port = 0\n"
+        f"[web]\nbind = \"127.0.0.1\"\nport = {wport}\n"
+        f"[wyoming]\nenabled = false\n[discovery]\nenabled = false\n" + extra_toml)
+    env = {**os.environ, "HEARTH_DATA": str(data)}
+    proc = subprocess.Popen([HEARTH, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("Hearth is running"):
+            return RunningHearth(proc, data, bport, wport)
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise RuntimeError("hearth run did not start")
+
+
+def speech_clip(text: str, out: Path, voice, lead_ms: int = 200, tail_ms: int = 300) -> tuple[bytes, float]:
+    """Piper speech, trimmed of its own silences, padded with lead/tail silence, 16 kHz mono.
+
+    Returns (pcm, speech_end_s): the second at which speech ends inside the clip."""
+    import wave
+    raw = out.with_suffix(".raw.wav")
+    pcm = b"".join(c.audio_int16_bytes for c in voice.synthesize(text))
+    with wave.open(str(raw), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(voice.config.sample_rate)
+        w.writeframes(pcm)
+    trimmed = out.with_suffix(".trim.wav")
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(trimmed),
+                    "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"], check=True)
+    with wave.open(str(trimmed)) as w:
+        speech = w.readframes(w.getnframes())
+    lead = b"\0\0" * (16 * lead_ms)
+    tail = b"\0\0" * (16 * tail_ms)
+    return lead + speech + tail, (len(lead) + len(speech)) / 32000
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over words, divided by the reference length (case and punctuation ignored)."""
+    norm = lambda s: "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in s).split()
+    ref, hyp = norm(reference), norm(hypothesis)
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(1, len(ref))

@@ -1,0 +1,26 @@
+"""Wiring into the service (appliance.service.ROOMS): `install(service)` builds the one FirmwareCache.
+
+It uses the service's store, settings and publish function, subscribes to the devices' firmware
+reports, adds the download routes to the web app, re-announces after every broker (re)connect,
+and starts the periodic check once the service runs.
+"""
+
+from __future__ import annotations
+
+from firmware_cache.service import FirmwareCache
+from mqtt import firmware as fw
+
+
+def install(service) -> FirmwareCache:
+    from web import firmware_routes
+
+    cache = FirmwareCache(service.settings.firmware, service.settings.data_dir, service.store, service._publish)
+    service.firmware = cache
+    service.subscriptions.extend(fw.SUBSCRIPTIONS)
+    for kind in fw.MESSAGES:
+        service.inbound.extra[kind] = lambda device, ref, payload, kind=kind: cache.handle_report(device, kind, payload)
+    service.web_installers.append(lambda app: firmware_routes.install(app, cache))
+    service.after_connect.append(cache.announcer.announce_all)
+    service.after_start.append(cache.start)
+    service._stoppers.append(cache.stop)
+    return cache

@@ -1,0 +1,264 @@
+"""FirmwareCache: the one object the service builds; it ties sources, store, fetch, rollout and MQTT together.
+
+    cache = FirmwareCache(settings.firmware, settings.data_dir, store, publish=conn.publish)
+    cache.start()          # periodic check, resume downloads, re-announce
+    conn.subscribe(...) for firmware.SUBSCRIPTIONS; route those topics to cache.handle(topic, payload)
+    web.firmware_routes.install(app, cache)
+
+Every verified image goes through one path (`_verified`): recorded, made current when it is the
+newest release seen on its channel, rolled out, announced.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import FirmwareSettings
+from appliance.store import Store
+from firmware_cache import esphome, importer
+from firmware_cache.announce import Announcer, Publish
+from firmware_cache.blobs import BlobStore
+from firmware_cache.errors import FirmwareError, ManifestError, NotReady, UnknownFirmware
+from firmware_cache.fetch import Fetcher, FetchOptions, get_manifest
+from firmware_cache.manifest import CHANNELS, SHA256, TYPE_ID, Release, load_public_key, parse
+from firmware_cache.quota import Quota
+from firmware_cache.registry import Registry
+from firmware_cache.rollout import Rollout
+from firmware_cache.schedule import CheckSchedule
+from firmware_cache.verify import Digests
+from mqtt import firmware as fw
+from mqtt.messages import Error, ProtocolError
+from mqtt.topics import error as error_topic
+from mqtt.topics import parse as parse_topic
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check or import did for one (type, channel)."""
+
+    device_type: str
+    channel: str
+    version: str = ""
+    state: str = ""          # cached | none | error
+    error: str = ""
+
+
+class FirmwareCache:
+    def __init__(
+        self,
+        settings: FirmwareSettings,
+        data_dir: Path,
+        store: Store,
+        publish: Publish | None = None,
+        fetch_options: FetchOptions | None = None,
+    ):
+        self.settings = settings
+        self.public_key = load_public_key(settings.public_key)
+        self.blobs = BlobStore(Path(data_dir) / "firmware")
+        self.registry = Registry(store, staged_default=settings.staged_rollout)
+        self.rollout = Rollout(self.registry)
+        self.announcer = Announcer(publish, self.registry, self.rollout, settings.base_url)
+        self.quota = Quota(self.blobs, self.registry, settings.quota_mb * 2**20)
+        self.options = fetch_options or FetchOptions(timeout_s=settings.fetch_timeout_s)
+        self._room_lock = threading.Lock()
+        self._verified_lock = threading.RLock()
+        self.fetcher = Fetcher(self.blobs, self.options, self._make_room, self._verified)
+        self.schedule = CheckSchedule(self.check, settings.check_interval_min)
+
+    # life cycle
+    def start(self) -> None:
+        self.announcer.announce_all()
+        for row in self.registry.releases():
+            unfinished = row["state"] == "pending" or self.blobs.partial(row["sha256"]).exists()
+            if unfinished and row["state"] != "ready" and row["source"] == "upstream":
+                release = self.registry.release(row["device_type"], row["channel"], row["version"])
+                self.fetcher.start(release)  # resumes from its partial file
+        self.schedule.start()
+
+    def stop(self) -> None:
+        self.schedule.stop()
+        self.fetcher.close()
+
+    # sources
+    def add_type(self, device_type: str, manifest_url: str | None = None, staged: bool | None = None) -> None:
+        if not TYPE_ID.match(device_type):
+            raise UnknownFirmware(f"'{device_type}' is not a valid device type (1-64 of A-Z a-z 0-9 _ . -)")
+        self.registry.add_type(device_type, manifest_url, staged)
+
+    def manifest_url(self, device_type: str, channel: str) -> str:
+        rows = [r for r in self.registry.types() if r["device_type"] == device_type]
+        template = (rows[0]["manifest_url"] if rows else "") or self.settings.manifest_url
+        return template.replace("{type}", device_type).replace("{channel}", channel)
+
+    def check(self, device_type: str | None = None) -> list[Outcome]:
+        """Read every upstream manifest (or one type's) and fetch what is new; waits for the downloads."""
+        types = [device_type] if device_type else [r["device_type"] for r in self.registry.types()]
+        outcomes = []
+        for dtype in types:
+            for channel in CHANNELS:
+                url = self.manifest_url(dtype, channel)
+                if url:
+                    outcomes.append(self._check_one(dtype, channel, url))
+        return outcomes
+
+    def _check_one(self, device_type: str, channel: str, url: str) -> Outcome:
+        release = None
+        try:
+            raw = get_manifest(url, self.options)
+            if raw is None:
+                self.registry.note_check(device_type, channel, "")
+                return Outcome(device_type, channel, state="none")
+            release = parse(raw, device_type=device_type, channel=channel, base_url=url,
+                            public_key=self.public_key, origin=url)
+            if release.channel != channel:
+                raise ManifestError(f"{url}: says channel '{release.channel}', fetched as '{channel}'")
+            self.registry.record_release(release, "upstream")
+            if self.blobs.has(release.sha256):
+                self._verified(release, None)
+            else:
+                self.fetcher.fetch(release)
+        except FirmwareError as exc:
+            self.registry.note_check(device_type, channel, str(exc))
+            if release is not None:
+                self.registry.set_release_state(release, "failed", str(exc))
+            return Outcome(device_type, channel, state="error", error=str(exc))
+        self.registry.note_check(device_type, channel, "")
+        return Outcome(device_type, channel, release.version, "cached")
+
+    def import_dir(self, folder: Path) -> list[Outcome]:
+        outcomes = []
+        for found in importer.scan(Path(folder), self.public_key):
+            if found.error is not None or found.release is None:
+                outcomes.append(Outcome("?", "?", state="error", error=str(found.error)))
+                continue
+            release = found.release
+            try:
+                self.registry.record_release(release, "import")
+                if not self.blobs.has(release.sha256):
+                    self._make_room(release.size, release)
+                    digests = importer.copy_verified(found, self.blobs)
+                    self._verified(release, digests)
+                else:
+                    self._verified(release, None)
+                outcomes.append(Outcome(release.device_type, release.channel, release.version, "cached"))
+            except FirmwareError as exc:
+                self.registry.set_release_state(release, "failed", str(exc))
+                outcomes.append(Outcome(release.device_type, release.channel, release.version, "error", str(exc)))
+        return outcomes
+
+    def _make_room(self, needed: int, release: Release) -> None:
+        with self._room_lock:
+            busy = set(self.fetcher.in_flight()) | {release.sha256}
+            self.quota.make_room(needed, f"{release.device_type} {release.version}", busy)
+
+    def _verified(self, release: Release, digests: Digests | None) -> None:
+        """A file with this release's sha256 is now in the store, verified."""
+        with self._verified_lock:
+            if digests is not None:
+                self.registry.note_blob(release.sha256, digests.md5)
+            for known in self.registry.releases_by_sha(release.sha256):
+                self.registry.set_release_state(known, "ready")
+                newest = self._newest(known.device_type, known.channel)
+                if newest == known.version and self.registry.make_current(known):
+                    self.rollout.begin(known)
+                    self.announcer.announce(known.device_type)
+
+    def _newest(self, device_type: str, channel: str) -> str:
+        rows = [r for r in self.registry.releases() if r["device_type"] == device_type and r["channel"] == channel]
+        return max(rows, key=lambda r: r["seen_at"])["version"] if rows else ""
+
+    # serving
+    def ensure(self, sha256: str, wait_s: float | None = None) -> Path:
+        """The verified file for this sha256, fetching it (once) if a known release names it."""
+        if not SHA256.match(sha256):
+            raise UnknownFirmware(f"'{sha256[:80]}' is not a sha256 (64 lowercase hex digits)")
+        if self.blobs.has(sha256):
+            self.registry.touch_blob(sha256)
+            return self.blobs.path(sha256)
+        releases = [r for r in self.registry.releases_by_sha(sha256) if r.url.startswith(("http://", "https://"))]
+        if not releases:
+            raise UnknownFirmware(f"no firmware image with sha256 {sha256} is known here")
+        future = self.fetcher.start(releases[0])
+        wait = self.settings.serve_wait_s if wait_s is None else wait_s
+        try:
+            return future.result(wait)
+        except concurrent.futures.TimeoutError:
+            done = self.fetcher.in_flight().get(sha256, 0)
+            raise NotReady(f"still downloading ({done} of {releases[0].size} bytes); try again shortly") from None
+
+    def esphome_manifest(self, device_type: str, base_url: str, channel: str = "stable") -> dict:
+        if channel not in CHANNELS:
+            raise UnknownFirmware(f"channel must be one of {CHANNELS}")
+        release = self.rollout.released(device_type, channel)
+        if release is None or not self.blobs.has(release.sha256):
+            raise UnknownFirmware(f"no {channel} firmware for device type '{device_type}' is cached here")
+        blob = self.registry.blob(release.sha256) or {"md5": ""}
+        return esphome.manifest(release, blob["md5"], base_url.rstrip("/") + self.announcer.url(release))
+
+    # devices
+    def register_device(self, device: str, device_type: str, channel: str | None = None) -> None:
+        self.registry.set_device(device, device_type, channel)
+        self.announcer.offer_device(device)
+
+    def set_channel(self, device: str, channel: str) -> None:
+        if channel not in CHANNELS:
+            raise UnknownFirmware(f"channel must be one of {CHANNELS}, not '{channel}'")
+        if self.registry.device(device) is None:
+            raise UnknownFirmware(f"no device '{device}' has reported firmware yet")
+        self.registry.set_device(device, channel=channel)
+        self.announcer.offer_device(device)
+
+    def resume_rollout(self, device_type: str, channel: str = "stable") -> dict:
+        row = self.rollout.resume(device_type, channel)
+        self.announcer.announce(device_type)
+        return row
+
+    def handle(self, topic: str, payload: bytes) -> None:
+        """A device's firmware report (state, progress, result) from MQTT."""
+        inbound = parse_topic(topic)
+        if inbound is not None:
+            self.handle_report(inbound.device, inbound.kind, payload)
+
+    def handle_report(self, device: str, kind: str, payload: bytes) -> None:
+        """`kind` is firmware/state, firmware/progress or firmware/result; others are ignored."""
+        if kind not in fw.MESSAGES:
+            return
+        try:
+            msg = fw.MESSAGES[kind].from_payload(payload)
+        except ProtocolError as exc:
+            self.announcer.send(error_topic(device), Error.of(exc).to_payload(), retain=False)
+            return
+        match msg:
+            case fw.FirmwareState():
+                self.registry.set_device(device, msg.device_type, version=msg.version, error="")
+                self.announcer.offer_device(device)
+            case fw.FirmwareProgress():
+                percent = int(100 * msg.bytes / msg.total) if msg.total else 0
+                self.registry.set_device(device, state=msg.state, progress=percent)
+            case fw.FirmwareResult():
+                running = msg.running or (msg.version if msg.ok else "")
+                fields = {"state": "ok" if msg.ok else "failed", "error": msg.error, "progress": 100 if msg.ok else 0}
+                self.registry.set_device(device, **({"version": running} if running else {}), **fields)
+                changed = self.rollout.on_result(device, msg.version, msg.ok, msg.error)
+                if changed is not None:
+                    self.announcer.announce(changed["device_type"])
+
+    # reporting
+    def status(self) -> dict:
+        usage = self.blobs.usage()
+        return {
+            "quota_bytes": self.quota.quota_bytes,
+            "used_bytes": usage,
+            "types": self.registry.types(),
+            "channels": self.registry.channels(),
+            "releases": self.registry.releases(),
+            "downloading": self.fetcher.in_flight(),
+            "rollouts": self.registry.rollouts(),
+            "devices": self.registry.devices(),
+        }

@@ -1,0 +1,177 @@
+"""Devices: pairing requests waiting for their code to be confirmed, and the household's devices
+(online, last seen, room, type, firmware) with rename, move, revoke and per-device settings.
+
+    GET  /devices                          the page
+    GET  /api/devices                      {"pending": [...], "devices": [...]}
+    POST /api/devices/confirm              {"code": "ABC123"}: let the device that shows this code in
+    POST /api/devices/<id>                 {"name": ..., "room": ...}: rename and/or move
+    POST /api/devices/<id>/revoke          remove the device and its logins
+    GET  /api/devices/<id>/settings        the device's settings
+    POST /api/devices/<id>/settings        change them: {"key": value, ...}
+
+The registry is `service.devices` (the device room); without it the page says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import bottle
+
+from appliance import live
+from web.pages import as_json, bad_request, body, form_reply, render
+
+NAME = re.compile(r"^[^\x00-\x1f<>]{1,64}$")
+
+
+def registry(service):
+    return getattr(service, "devices", None)
+
+
+def as_dict(row) -> dict:
+    if isinstance(row, dict):
+        return dict(row)
+    if hasattr(row, "to_dict"):
+        return row.to_dict()
+    if dataclasses.is_dataclass(row):
+        return dataclasses.asdict(row)
+    return dict(vars(row))
+
+
+def listing(service, with_settings: bool = False) -> dict:
+    reg = registry(service)
+    if reg is None:
+        return {"available": False, "pending": [], "devices": []}
+    devices = [as_dict(d) for d in reg.list()]
+    if with_settings:
+        for d in devices:
+            d["settings"] = device_settings(reg, d["id"])
+    return {"available": True, "pending": [as_dict(p) for p in reg.pending()], "devices": devices}
+
+
+def device_settings(reg, device_id: str) -> dict:
+    """A device's effective settings (its own values over the household's defaults)."""
+    return reg.settings(device_id)
+
+
+def settings_fields(fields: dict) -> dict:
+    """Form fields -> registry values: 'location.name' etc. become one location object."""
+    values, location = {}, {}
+    for key, value in fields.items():
+        if key.startswith("location."):
+            sub = key.split(".", 1)[1]
+            if sub in ("latitude", "longitude") and isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ValueError(f"location.{sub} must be a number") from None
+            location[sub] = value
+        else:
+            values[key] = value
+    if location:
+        values["location"] = location
+    return values
+
+
+def check_text(value, what: str) -> tuple[str, str | None]:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
+        return text, f"{what} cannot be empty"
+    if not NAME.match(text):
+        return text, f"{what}: 1 to 64 characters, no < or >"
+    return text, None
+
+
+def registry_error(exc: Exception) -> str:
+    return str(exc.args[0]) if exc.args else exc.__class__.__name__
+
+
+def install(app: bottle.Bottle, service) -> None:
+    def page(errors=None, values=None):
+        return render("devices", title="Devices", d=listing(service, with_settings=True), errors=errors or {},
+                      values=values or {}, voices=sorted(service.voices.available), wake_words=live.wake_models(),
+                      languages=live.LANGUAGES)
+
+    def need_registry():
+        if registry(service) is None:
+            raise bad_request("this Hearth has no device registry", "unavailable", 503)
+        return registry(service)
+
+    @app.get("/devices")
+    def devices_page():
+        return page()
+
+    @app.get("/api/devices")
+    def get_devices():
+        return as_json(listing(service))
+
+    @app.post("/api/devices/confirm")
+    def confirm():
+        reg = need_registry()
+        fields = body()
+        code = re.sub(r"[\s-]", "", str(fields.get("code") or "")).upper()
+        if not re.fullmatch(r"[A-Z0-9]{4,12}", code):
+            return form_reply(page, "/devices", {"code": "type the code the device shows (letters and digits)"}, values=fields)
+        name = str(fields.get("name") or "").strip() or None
+        room = str(fields.get("room") or "").strip()
+        try:
+            device = reg.confirm(code, name, room)
+        except (LookupError, ValueError) as exc:
+            return form_reply(page, "/devices", {"code": registry_error(exc)}, values=fields)
+        label = device.name if device is not None else code
+        return form_reply(page, "/devices", notice=f"Let {label} in; it finishes pairing by itself within seconds.",
+                          data={"device": as_dict(device) if device is not None else None})
+
+    @app.post("/api/devices/<device_id>")
+    def change(device_id):
+        reg = need_registry()
+        fields = body()
+        errors, updates = {}, {}
+        for key, what in (("name", "Name"), ("room", "Room")):
+            if key in fields:
+                updates[key], message = check_text(fields[key], what)
+                if message and not (key == "room" and updates[key] == ""):    # an empty room clears it
+                    errors[f"{device_id}.{key}"] = message
+        extra = set(fields) - {"name", "room"}
+        if extra:
+            errors[f"{device_id}.name"] = f"unknown field(s): {', '.join(sorted(extra))}"
+        if not updates and not errors:
+            errors[f"{device_id}.name"] = "nothing to change: send name and/or room"
+        if errors:
+            return form_reply(page, "/devices", errors, values=fields)
+        try:
+            if "name" in updates:
+                reg.rename(device_id, updates["name"])
+            if "room" in updates:
+                reg.move(device_id, updates["room"])
+        except (LookupError, ValueError) as exc:
+            return form_reply(page, "/devices", {f"{device_id}.name": registry_error(exc)}, values=fields)
+        return form_reply(page, "/devices", notice="Saved.", data={"device": as_dict(reg.get(device_id))})
+
+    @app.post("/api/devices/<device_id>/revoke")
+    def revoke(device_id):
+        reg = need_registry()
+        try:
+            reg.revoke(device_id)
+        except (LookupError, ValueError) as exc:
+            return form_reply(page, "/devices", {f"{device_id}.revoke": registry_error(exc)})
+        return form_reply(page, "/devices", notice="Removed the device; its logins no longer work.")
+
+    @app.get("/api/devices/<device_id>/settings")
+    def get_settings(device_id):
+        reg = need_registry()
+        try:
+            return as_json({"settings": device_settings(reg, device_id)})
+        except (LookupError, ValueError) as exc:
+            return bad_request(registry_error(exc), "unknown_device", 404)
+
+    @app.post("/api/devices/<device_id>/settings")
+    def post_settings(device_id):
+        reg = need_registry()
+        fields = body()
+        try:
+            result = reg.update_settings(device_id, **settings_fields(fields))
+        except (LookupError, ValueError, TypeError) as exc:
+            return form_reply(page, "/devices", {f"{device_id}.settings": registry_error(exc)}, values=fields)
+        return form_reply(page, "/devices", notice="Saved the device's settings.", data={"settings": result})

@@ -1,0 +1,80 @@
+"""Overview: is the box healthy? Broker, engines, queue, CPU, memory, disk, temperature, errors.
+
+    GET /              the page
+    GET /api/overview  the same facts as JSON
+"""
+
+from __future__ import annotations
+
+import time
+
+import bottle
+import psutil
+
+from web.pages import as_json, render
+
+
+def facts(service) -> dict:
+    conn = service.conn
+    disk = psutil.disk_usage(str(service.settings.data_dir))
+    mem = psutil.virtual_memory()
+    return {
+        "broker": {"connected": bool(conn and conn.connected.is_set()),
+                   "port": service.settings.broker.port},
+        "stt": {"engine": service.engine.name, "model": str(service.engine.model),
+                "language": service.settings.stt.language},
+        "tts": {"voice": service.voices.default, "voices": sorted(service.voices.available)},
+        "wake": {"engine": service.settings.wake.engine, "model": service.settings.wake.model,
+                 "loaded": hasattr(service, "wake")},
+        "queue": {"depth": service.decoder.depth, "sessions_open": len(service.sessions.sessions)},
+        "devices": _devices(service),
+        "system": {
+            "cpu_percent": psutil.cpu_percent(interval=None),
+            "cpus": psutil.cpu_count(),
+            "load": [round(x, 2) for x in psutil.getloadavg()],
+            "memory": {"used": mem.total - mem.available, "total": mem.total, "percent": mem.percent},
+            "disk": {"used": disk.used, "total": disk.total, "percent": disk.percent},
+            "temperature_c": temperature(),
+            "uptime_s": round(time.time() - psutil.boot_time()),
+        },
+        "service": {"uptime_s": round(time.time() - service.started), "version": _version()},
+        "errors": [{"time": when, "text": text} for when, text in reversed(service.metrics.recent_errors[-10:])],
+    }
+
+
+def temperature() -> float | None:
+    """The hottest sensor psutil can read; None where the machine exposes none (VMs, containers)."""
+    try:
+        sensors = psutil.sensors_temperatures()
+    except (AttributeError, OSError):
+        return None
+    readings = [t.current for entries in sensors.values() for t in entries if t.current]
+    return round(max(readings), 1) if readings else None
+
+
+def _devices(service) -> dict | None:
+    registry = getattr(service, "devices", None)
+    if registry is None:
+        return None
+    rows = [_row(d) for d in registry.list()]
+    return {"total": len(rows), "online": sum(1 for d in rows if d.get("online")),
+            "pending": len(registry.pending())}
+
+
+def _row(device) -> dict:
+    return device if isinstance(device, dict) else vars(device)
+
+
+def _version() -> str:
+    from appliance.service import VERSION
+    return VERSION
+
+
+def install(app: bottle.Bottle, service) -> None:
+    @app.get("/")
+    def page():
+        return render("overview", title="Overview", f=facts(service))
+
+    @app.get("/api/overview")
+    def api():
+        return as_json(facts(service))

@@ -1,0 +1,116 @@
+% rebase('base.tpl')
+% from web.format import when
+% def err(name):
+<p class="err" data-error-for="{{name}}"{{!'' if errors.get(name) else ' hidden'}}>{{errors.get(name, '')}}</p>
+% end
+% if not d['available']:
+<section class="card"><p class="empty">This Hearth has no device registry, so devices cannot pair here yet.</p></section>
+% else:
+<section class="card">
+  <h2>Waiting to pair</h2>
+  % if not d['pending']:
+  <p class="empty">No device is asking to pair. Start pairing on the device: it shows a short code.</p>
+  % else:
+  <ul class="pending">
+    % for p in d['pending']:
+    <li>
+      <span class="code">{{p.get('code', '')}}</span>
+      <span class="who">{{p.get('name') or 'New ' + (p.get('device_type') or 'device')}}
+        <span class="hint">{{p.get('platform') or p.get('device_type')}} at {{p.get('client_addr', '')}} · asked {{when(p.get('created'))}}</span></span>
+      <form method="post" action="/api/devices/confirm" data-api data-reload>
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="code" value="{{p.get('code', '')}}">
+        <input name="room" placeholder="Room (optional)" aria-label="Room for {{p.get('code', '')}}" maxlength="64">
+        <button type="submit">Let it in</button>
+      </form>
+    </li>
+    % end
+  </ul>
+  <p class="hint">Only let a device in when the code here matches the one it shows.</p>
+  % end
+  <form method="post" action="/api/devices/confirm" data-api data-reload class="inline">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <div class="field">
+      <label for="code">Code shown by the device</label>
+      <input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" placeholder="e.g. K7Q2PX" value="{{values.get('code', '')}}">
+      % err('code')
+    </div>
+    <button type="submit">Confirm code</button>
+  </form>
+</section>
+
+<section class="card">
+  <h2>Devices</h2>
+  % if not d['devices']:
+  <p class="empty">No devices yet.</p>
+  % end
+  % for dev in d['devices']:
+  % did = dev.get('id') or dev.get('uuid') or dev.get('device')
+  <article class="device" data-device="{{did}}">
+    <header>
+      <span class="dot {{'on' if dev.get('online') else 'off'}}" title="{{'online' if dev.get('online') else 'offline'}}"></span>
+      <b>{{dev.get('name') or did}}</b>
+      <span class="hint">{{'online' if dev.get('online') else 'offline, last seen ' + when(dev.get('last_seen'))}}</span>
+    </header>
+    <dl class="facts small">
+      <dt>Room</dt><dd>{{dev.get('room') or '–'}}</dd>
+      <dt>Type</dt><dd>{{dev.get('device_type') or dev.get('type') or '–'}}</dd>
+      <dt>Firmware</dt><dd>{{dev.get('firmware') or dev.get('version') or '–'}}</dd>
+    </dl>
+    <details>
+      <summary>Rename or move</summary>
+      <form method="post" action="/api/devices/{{did}}" data-api data-reload class="row">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <div class="field"><label for="name-{{did}}">Name</label>
+          <input id="name-{{did}}" name="name" value="{{dev.get('name') or ''}}" maxlength="64"></div>
+        <div class="field"><label for="room-{{did}}">Room</label>
+          <input id="room-{{did}}" name="room" value="{{dev.get('room') or ''}}" maxlength="64"></div>
+        <button type="submit">Save</button>
+      </form>
+      % err(f'{did}.name')
+      % err(f'{did}.room')
+    </details>
+    % st = dev.get('settings') or {}
+    % if st:
+    <details>
+      <summary>Device settings</summary>
+      <form method="post" action="/api/devices/{{did}}/settings" data-api data-reload>
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <div class="row">
+          % for key, label, options in (('language', 'Language', languages), ('wake_word', 'Wake word', {w: w.replace('_', ' ') for w in wake_words}), ('voice', 'Voice', {v: v for v in voices}), ('units', 'Units', {'metric': 'metric', 'imperial': 'imperial'}), ('time_format', 'Clock', {'24h': '24 hour', '12h': '12 hour'})):
+          <div class="field">
+            <label for="s-{{did}}-{{key}}">{{label}}</label>
+            <select id="s-{{did}}-{{key}}" name="{{key}}">
+              % if st.get(key) not in options:
+              <option value="{{st.get(key)}}" selected>{{st.get(key)}}</option>
+              % end
+              % for value, text in options.items():
+              <option value="{{value}}"{{!' selected' if value == st.get(key) else ''}}>{{text}}</option>
+              % end
+            </select>
+          </div>
+          % end
+          % loc = st.get('location') or {}
+          <div class="field">
+            <label for="s-{{did}}-place">Place name</label>
+            <input id="s-{{did}}-place" name="location.name" value="{{loc.get('name', '')}}" maxlength="100">
+          </div>
+          <div class="field">
+            <label for="s-{{did}}-tz">Time zone</label>
+            <input id="s-{{did}}-tz" name="location.timezone" value="{{loc.get('timezone', 'UTC')}}" placeholder="Europe/Oslo">
+          </div>
+        </div>
+        <button type="submit">Save settings</button>
+      </form>
+      % err(f'{did}.settings')
+    </details>
+    % end
+    <form method="post" action="/api/devices/{{did}}/revoke" data-api data-reload data-confirm="Remove {{dev.get('name') or did}}? It will have to pair again.">
+      <input type="hidden" name="csrf" value="{{csrf}}">
+      <button type="submit" class="danger small">Remove device</button>
+      % err(f'{did}.revoke')
+    </form>
+  </article>
+  % end
+</section>
+% end

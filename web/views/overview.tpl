@@ -1,0 +1,62 @@
+% rebase('base.tpl')
+% from web.format import size, duration, when
+% sysf = f['system']
+<section class="grid">
+  <div class="card stat">
+    <h2>Broker</h2>
+    <p class="big {{'ok' if f['broker']['connected'] else 'bad'}}">{{'Up' if f['broker']['connected'] else 'Down'}}</p>
+    <p class="hint">MQTT on port {{f['broker']['port']}}</p>
+  </div>
+  <div class="card stat">
+    <h2>Devices</h2>
+    % if f['devices'] is None:
+    <p class="big">–</p><p class="hint">No device registry in this build</p>
+    % else:
+    <p class="big">{{f['devices']['online']}} <small>of {{f['devices']['total']}} online</small></p>
+    <p class="hint">{{f['devices']['pending']}} waiting to pair</p>
+    % end
+  </div>
+  <div class="card stat">
+    <h2>Speech queue</h2>
+    <p class="big">{{f['queue']['depth']}}</p>
+    <p class="hint">{{f['queue']['sessions_open']}} listening now</p>
+  </div>
+  <div class="card stat">
+    <h2>Uptime</h2>
+    <p class="big">{{duration(f['service']['uptime_s'])}}</p>
+    <p class="hint">Hearth {{f['service']['version']}} · box up {{duration(sysf['uptime_s'])}}</p>
+  </div>
+</section>
+
+<section class="card">
+  <h2>Speech engines</h2>
+  <dl class="facts">
+    <dt>Speech to text</dt><dd>{{f['stt']['engine']}} <span class="hint">{{f['stt']['model']}}</span></dd>
+    <dt>Language</dt><dd>{{f['stt']['language']}}</dd>
+    <dt>Voice</dt><dd>{{f['tts']['voice']}} <span class="hint">({{len(f['tts']['voices'])}} installed)</span></dd>
+    <dt>Wake word</dt><dd>{{f['wake']['model']}} <span class="hint">{{f['wake']['engine']}}{{'' if f['wake']['loaded'] else ', runs on the devices'}}</span></dd>
+  </dl>
+</section>
+
+<section class="card">
+  <h2>Machine</h2>
+  <dl class="facts">
+    <dt>CPU</dt><dd>{{sysf['cpu_percent']}} % <span class="hint">{{sysf['cpus']}} cores, load {{' / '.join(str(x) for x in sysf['load'])}}</span></dd>
+    <dt>Memory</dt><dd><meter min="0" max="100" value="{{sysf['memory']['percent']}}"></meter> {{size(sysf['memory']['used'])}} of {{size(sysf['memory']['total'])}}</dd>
+    <dt>Disk</dt><dd><meter min="0" max="100" value="{{sysf['disk']['percent']}}"></meter> {{size(sysf['disk']['used'])}} of {{size(sysf['disk']['total'])}}</dd>
+    <dt>Temperature</dt><dd>{{'%.0f °C' % sysf['temperature_c'] if sysf['temperature_c'] is not None else 'no sensor on this machine'}}</dd>
+  </dl>
+</section>
+
+<section class="card">
+  <h2>Last errors</h2>
+  % if not f['errors']:
+  <p class="empty">No errors since Hearth started.</p>
+  % else:
+  <ul class="log">
+    % for e in f['errors']:
+    <li><time>{{when(e['time'])}}</time> {{e['text']}}</li>
+    % end
+  </ul>
+  % end
+</section>

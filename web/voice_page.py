@@ -1,0 +1,106 @@
+"""Voice: speech-to-text engine and language, the default voice with a "speak this" box, the wake
+word and its sensitivity, and how much silence ends an utterance.
+
+    GET  /voice              the page
+    GET  /api/voice          current voice settings and the choices
+    POST /api/voice          change them: {"tts.voice": ..., "endpoint.silence_ms": ..., ...}
+    POST /api/voice/speak    {"text": ..., "voice": ...} -> audio/wav (what the page's <audio> plays)
+"""
+
+from __future__ import annotations
+
+import time
+
+import bottle
+
+from appliance import live
+from appliance.audio.pcm import wav_bytes
+from mqtt.messages import ProtocolError
+from web.pages import as_json, bad_request, body, form_reply, render
+
+FIELDS = ("stt.engine", "stt.language", "tts.voice", "wake.model", "wake.sensitivity", "endpoint.silence_ms")
+
+
+def current(service) -> dict:
+    s = service.settings
+    return {
+        "stt.engine": s.stt.engine, "stt.model": str(service.engine.model), "stt.running": service.engine.name,
+        "stt.language": s.stt.language, "tts.voice": s.tts.voice, "wake.model": s.wake.model,
+        "wake.sensitivity": s.wake.sensitivity, "endpoint.silence_ms": s.endpoint.silence_ms,
+    }
+
+
+def choices(service) -> dict:
+    return {"stt.engine": ["faster-whisper", "vosk"], "stt.language": live.LANGUAGES,
+            "tts.voice": sorted(service.voices.available), "wake.model": live.wake_models()}
+
+
+def change(service, fields: dict) -> tuple[dict, dict]:
+    """Validate every field first; apply only when all are good. Returns (errors, result)."""
+    by_section: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    for name, value in fields.items():
+        if name not in FIELDS:
+            errors[name] = "not a voice setting"
+            continue
+        section, key = name.split(".", 1)
+        by_section.setdefault(section, {})[key] = value
+    for section, values in by_section.items():
+        try:
+            live.validate(service, section, values)
+        except live.InvalidSettings as exc:
+            errors.update({f"{section}.{k}": v for k, v in exc.errors.items()})
+    if errors:
+        return errors, {}
+    changed, restart = {}, []
+    for section, values in by_section.items():
+        result = live.apply(service, section, values)
+        changed.update({f"{section}.{k}": v for k, v in result["changed"].items()})
+        restart += result["restart_needed"]
+    return {}, {"changed": changed, "restart_needed": restart}
+
+
+def speak(service, text: str, voice: str | None) -> bytes:
+    t0 = time.monotonic()
+    name = service.speaker.check(text, voice or None)
+    pcm = b"".join(service.speaker.stream(text, name))
+    service.metrics.observe_ms("hearth_tts_seconds", (time.monotonic() - t0) * 1000)
+    service.metrics.inc("hearth_web_speak_total")
+    return wav_bytes(pcm, service.speaker.rate(name))
+
+
+def install(app: bottle.Bottle, service) -> None:
+    def page(errors=None, values=None):
+        return render("voice", title="Voice", v={**current(service), **(values or {})},
+                      choices=choices(service), errors=errors or {})
+
+    @app.get("/voice")
+    def voice_page():
+        return page()
+
+    @app.get("/api/voice")
+    def get_voice():
+        return as_json({"settings": current(service), "choices": choices(service)})
+
+    @app.post("/api/voice")
+    def post_voice():
+        fields = body()
+        errors, result = change(service, fields)
+        notice = "Saved."
+        if result.get("restart_needed"):
+            notice = f"Saved. {', '.join(result['restart_needed'])} applies after a restart (System page)."
+        return form_reply(page, "/voice", errors, notice, result, fields)
+
+    @app.post("/api/voice/speak")
+    def post_speak():
+        fields = body()
+        text = fields.get("text")
+        voice = fields.get("voice")
+        if not isinstance(text, str) or (voice is not None and not isinstance(voice, str)):
+            return bad_request("text (and voice, if given) must be strings")
+        try:
+            wav = speak(service, text, voice)
+        except ProtocolError as exc:
+            return as_json({"error": exc.code, "message": exc.message, "errors": {"text": exc.message}}, 422)
+        return bottle.HTTPResponse(body=wav, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store",
+                                                      "Content-Length": str(len(wav))})
