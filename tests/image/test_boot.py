@@ -32,7 +32,7 @@ from vmtools import Disk, Machine, record
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(2400)]
 
-BOOT_TIMEOUT_S = 900
+BOOT_TIMEOUT_S = 600
 HEARTH = Path(sys.executable).parent / "hearth"
 
 
@@ -45,7 +45,12 @@ def state() -> dict:
 def first_boot(vm_disk: Disk, state: dict):
     machine = Machine(vm_disk.path, vm_disk.path.parent, "first").start()
     try:
-        state["ready_first_s"] = machine.wait_ready(BOOT_TIMEOUT_S)
+        try:
+            state["ready_first_s"] = machine.wait_ready(BOOT_TIMEOUT_S)
+        except AssertionError as exc:
+            machine.power_off()
+            raise AssertionError(f"{exc}\n--- the box's journal (hearth units):\n"
+                                 f"{vm_disk.journal(vm_disk.path.parent)}") from None
         record("boot_to_ready_first_s", round(state["ready_first_s"], 1))
         yield machine
     finally:

@@ -76,6 +76,7 @@ class Disk:
         sector = table.get("sectorsize", 512)
         parts = {p.get("name"): p for p in table["partitions"]}
         assert "hearth-data" in parts, f"no hearth-data partition in {path}: {list(parts)}"
+        self.root_offset = parts["hearth-root"]["start"] * sector
         self.data_offset = parts["hearth-data"]["start"] * sector
         self.data_size = parts["hearth-data"]["size"] * sector
 
@@ -103,6 +104,20 @@ class Disk:
         if proc.returncode != 0:
             raise AssertionError(f"debugfs {request!r} failed: {proc.stderr}")
         return proc.stdout
+
+    def journal(self, workdir: Path, units=("hearth-setup", "hearth-mosquitto", "hearth")) -> str:
+        """The tail of the box's journal for Hearth's units (from the root partition, no mount):
+        what a failed boot says about itself."""
+        dest = workdir / "journal"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        subprocess.run(["debugfs", "-R", f"rdump /var/log/journal {dest}", f"{self.path}?offset={self.root_offset}"],
+                       capture_output=True)
+        args = ["journalctl", "-D", str(dest / "journal"), "--no-pager", "-n", "60"]
+        for unit in units:
+            args += ["-u", unit]
+        proc = subprocess.run(args, capture_output=True, text=True)
+        return proc.stdout + proc.stderr
 
     def read(self, path: str) -> str:
         """A file of the data partition (path relative to /var/lib/hearth)."""
