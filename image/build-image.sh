@@ -49,7 +49,7 @@ step() {
     STEP_NO=$((STEP_NO + 1))
     say "[$STEP_NO/$STEPS] $name"
     printf '\n==== [%s/%s] %s\n' "$STEP_NO" "$STEPS" "$name" >> "$LOG"
-    "$@" > >(tee -a "$LOG") 2> >(tee -a "$LOG" >&2) || rc=$?
+    ( "$@" ) > >(tee -a "$LOG") 2> >(tee -a "$LOG" >&2) || rc=$?
     wait
     if [ $rc -ne 0 ]; then
         printf 'Error: step %s/%s "%s" failed (exit %s); the last lines above say why; full log: %s\n' \

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from vmtools import Disk, Machine, record
+from vmtools import Disk, Machine, record, vm_disk, x86_image  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(2400)]
 
