@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from appliance import admin_cli, config
+from appliance import admin_cli, config, satellite_cli
 from appliance.devices import cli as devices_cli
 from firmware_cache import cli as firmware_cli
 
@@ -18,6 +18,7 @@ COMMANDS = """\
   hearth setup                     prepare the data directory (config, broker logins and files); idempotent
   hearth client say TEXT --out F   ask the running Hearth to speak TEXT, write a WAV
   hearth client transcribe F.wav   send a WAV as a device would, print the transcript
+  hearth client satellite --wav F  stream a WAV as a wake word satellite, print detections, transcript, reply
   hearth config                    print the effective configuration as TOML
   hearth devices list|pair CODE|rename ID NAME|revoke ID   the household's devices (docs/devices.md)
 """
@@ -50,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
                            help="device: end after the file; vad: let Hearth detect the end of speech")
             c.add_argument("--realtime", action="store_true", help="send audio at the speed of speech")
             c.add_argument("--partials", action="store_true", help="print partial transcripts to stderr")
+    for action in CLIENT_ACTIONS:
+        action.add_parser(client)
     for extension in EXTENSIONS:
         extension.add_parser(sub)
     return p
@@ -57,6 +60,8 @@ def parser() -> argparse.ArgumentParser:
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
 EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli]
+# more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
+CLIENT_ACTIONS: list = [satellite_cli]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +122,9 @@ def client_command(args, settings: config.Settings) -> int:
     from appliance import client
     from appliance.audio.pcm import read_wav
 
+    for action in CLIENT_ACTIONS:
+        if action.COMMAND == args.client_command:
+            return action.run(args, settings) or 0
     creds = client.credentials(settings, args.broker)
     if args.client_command == "say":
         with client.DeviceLink(creds) as link:

@@ -87,6 +87,8 @@ class WakeSettings:
     models_dir: str = ""             # extra *.tflite models
     arbitration_window_ms: int = 300
     arbitration_group: str = "room"  # room | all
+    gate_db: float = 10.0            # openWakeWord runs on a stream only this much above its noise floor (0: always)
+    max_streams: int = 64            # satellite streams open at once
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ ROOMS: list[str] = [
     "appliance.admin",
     "appliance.logbuffer",
     "appliance.utterances",
+    "appliance.wake.satellites",
 ]
 
 

@@ -33,7 +33,7 @@ class SttSession:
     audio: bytearray = field(default_factory=bytearray)
     opened: float = field(default_factory=time.monotonic)
     last_frame: float = field(default_factory=time.monotonic)
-    state: str = "open"                  # open | finalizing
+    state: str = "open"                  # open | finalizing | done
     end_reason: str = ""
     ended_at: float = 0.0
     best: tuple[int, str] | None = None  # (bytes covered, text) of the newest finished decode
@@ -67,6 +67,8 @@ class SessionManager:
         # fn(device, session, text, audio, engine) after each final transcript (e.g. the privacy store)
         self.on_final: list = []
         self._stop = threading.Event()
+        # fn(event, device, session, text) on the audio thread; event: thinking | final | failed
+        self.observers: list = []
         self._thread = threading.Thread(target=self._run, name="audio", daemon=True)
         self._thread.start()
         metrics.gauge("hearth_stt_sessions_open", lambda: len(self.sessions))
@@ -186,6 +188,7 @@ class SessionManager:
 
     def _finalize(self, s: SttSession, reason: str) -> None:
         s.state, s.end_reason, s.ended_at = "finalizing", reason, time.monotonic()
+        self._notify("thinking", s)
         if reason == "no-speech" or not s.audio:
             self._publish_final(s, "", 0.0)
             return
@@ -255,6 +258,8 @@ class SessionManager:
             endpoint=s.end_reason, engine=self.decoder.engine.name))
         self.metrics.observe_ms("hearth_stt_final_seconds", processing_ms)
         self.metrics.inc("hearth_stt_transcripts_total")
+        s.state = "done"
+        self._notify("final", s, text)
         self._drop(s)
         for hook in self.on_final:
             try:
@@ -262,7 +267,14 @@ class SessionManager:
             except Exception:
                 log.exception("final-transcript hook %s failed", hook)
 
+    def _notify(self, event: str, s: SttSession, text: str = "") -> None:
+        for observer in self.observers:
+            observer(event, s.device, s.start.session, text)
+
     def _drop(self, s: SttSession) -> None:
+        if s.state != "done":
+            s.state = "done"
+            self._notify("failed", s)
         self.sessions.pop(s.key, None)
         if len(self._warned) > 10000:
             self._warned.clear()

@@ -35,6 +35,7 @@ class Speaker:
         self.replies = replies
         self._engine_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=256)
+        self.observers: list = []        # fn(event, device, request) on the tts thread; event: start | end
         self._thread = threading.Thread(target=self._run, name="tts", daemon=True)
         self._thread.start()
 
@@ -90,12 +91,22 @@ class Speaker:
         while (item := self._queue.get()) is not None:
             device, msg, t0 = item
             try:
+                self._notify("start", device, msg.request)
                 self._speak(device, msg, t0)
             except ProtocolError as exc:
                 self.replies.error(device, exc)
             except Exception as exc:
                 log.exception("tts failed for %s", device)
                 self.replies.error(device, ProtocolError("tts_failed", f"synthesis failed: {exc}", msg.request))
+            finally:
+                self._notify("end", device, msg.request)
+
+    def _notify(self, event: str, device: str, request: str) -> None:
+        for observer in self.observers:
+            try:
+                observer(event, device, request)
+            except Exception:
+                log.exception("speaker observer failed")
 
     def _speak(self, device: str, msg: TtsSay, t0: float) -> None:
         info = self.voices.info(msg.voice)

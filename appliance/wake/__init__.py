@@ -1,0 +1,1 @@
+"""Server-side wake word for satellites that stream all the time."""
