@@ -47,8 +47,12 @@ class AdminPassword:
         return self.reset()
 
     def reset(self) -> str:
+        had_one = self.exists()
         password = new_password()
         self.set(password)
+        if had_one:
+            # the appliance's first-boot banner (login screen) shows the old password: take it down
+            (self.path.parent.parent / "console.issue").unlink(missing_ok=True)
         return password
 
     def set(self, password: str) -> None:
@@ -77,10 +81,16 @@ class AdminPassword:
         return hmac.compare_digest(base64.b64decode(got), want)
 
 
+def first_password_note(admin: "AdminPassword") -> str | None:
+    """Make sure an admin password exists; the line that shows a new one, once (None if it existed)."""
+    password = admin.ensure()
+    if password:
+        return f"web admin password (shown once; reset with 'hearth admin reset-password'): {password}"
+    return None
+
+
 def install(service) -> None:
     """ROOMS hook: make sure an admin password exists; a new one goes into the start-up notes."""
     service.admin = AdminPassword(service.settings.data_dir)
-    password = service.admin.ensure()
-    if password:
-        service.startup_notes.append(
-            f"web admin password (shown once; reset with 'hearth admin reset-password'): {password}")
+    if note := first_password_note(service.admin):
+        service.startup_notes.append(note)

@@ -107,6 +107,9 @@ def dispatch(args, settings: config.Settings) -> int:
             service.accounts.ensure()
             service.sync_broker_files()
             print(f"data directory ready: {settings.data_dir}")
+            from appliance.admin import AdminPassword, first_password_note
+            if note := first_password_note(AdminPassword(settings.data_dir)):
+                print(note)          # the appliance's first boot shows this on the console
             return 0
         case "config":
             print(config.to_toml(settings), end="")

@@ -16,6 +16,7 @@ import psutil
 
 from appliance.config import Settings, config_path
 from appliance.service import Service, broker_config
+from appliance.systemd import Notifier
 from mqtt.broker import BrokerError, ManagedBroker
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def _die_with_parent() -> None:
 
 def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
     """Start (broker +) service + web, print where they are, wait for a signal, stop all."""
+    systemd = Notifier()
     lock = PidLock(settings.data_dir / "hearth.pid")
     lock.acquire()
     stop = threading.Event()
@@ -122,12 +124,15 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
         for line in service.startup_notes:
             print(line, file=out, flush=True)
         print("Hearth is running; press Ctrl-C to stop.", file=out, flush=True)
+        systemd.ready()
         while not stop.wait(1.0) and not service.restart_requested.is_set():
             if broker and not broker.running():
                 log.error("the broker exited; restarting it")
                 broker.start()
+            systemd.alive(service.healthy())
         return 0
     finally:
+        systemd.stopping()
         if service:
             service.stop()
         if broker:

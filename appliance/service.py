@@ -160,6 +160,14 @@ class Service:
         for hook in self.after_start:
             hook()
 
+    def healthy(self) -> bool:
+        """What the watchdog checks: the broker connection is up and every worker thread still runs."""
+        threads = [self.decoder._thread, self.sessions._thread, self.speaker._thread]
+        web = getattr(self, "web", None)
+        if web is not None:
+            threads.append(web._thread)
+        return bool(self.conn and self.conn.connected.is_set()) and all(t.is_alive() for t in threads)
+
     def stop(self) -> None:
         for stop in self._stoppers:
             try:

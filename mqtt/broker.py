@@ -187,6 +187,8 @@ class ManagedBroker:
                 [executable, "-c", str(self.config.conf)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                 preexec_fn=self.preexec,
+                # Debian's mosquitto speaks sd_notify itself: our child must not claim to be the service
+                env={k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")},
             )
         except FileNotFoundError:
             raise BrokerError(f"'{self.executable}' not found: install Debian's mosquitto package") from None

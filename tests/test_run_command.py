@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,8 +40,15 @@ def test_run_say_transcribe_and_stop(tmp_path):
         f"[broker]\nbind = \"127.0.0.1\"\nport = {free_port()}\ntls_port = 0\n"
         f"[web]\nbind = \"127.0.0.1\"\nport = {free_port()}\n"
         f"[wyoming]\nenabled = false\n[discovery]\nenabled = false\n")
-    env = {**os.environ, "HEARTH_DATA": str(data)}
+    # systemd's notify socket, as the appliance's Type=notify unit gives it
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(10)
+    env = {**os.environ, "HEARTH_DATA": str(data), "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+           "WATCHDOG_USEC": "2000000"}
     proc, lines = start(env, data)
+    assert notify.recv(100) == b"READY=1"
+    assert notify.recv(100) == b"WATCHDOG=1"
     try:
         text = "".join(lines)
         assert "broker: mqtt://127.0.0.1:" in text and "web: http://127.0.0.1:" in text
@@ -70,6 +78,10 @@ def test_run_say_transcribe_and_stop(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     assert proc.returncode == 0
+    while (state := notify.recv(100)) == b"WATCHDOG=1":
+        pass
+    assert state == b"STOPPING=1"
+    notify.close()
     for child in children:
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, f"{child} was left behind"
 
