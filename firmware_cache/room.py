@@ -23,4 +23,7 @@ def install(service) -> FirmwareCache:
     service.after_connect.append(cache.announcer.announce_all)
     service.after_start.append(cache.start)
     service._stoppers.append(cache.stop)
+    if devices := getattr(service, "devices", None):
+        # a paired device follows its type's releases from the start (before its first firmware report)
+        devices.on_activated.append(lambda device: cache.register_device(device.id, device.device_type))
     return cache

@@ -144,3 +144,11 @@ def test_refresh_rotates_and_refuses_replays(hearth):
         tokens.device_for(paired.access)           # the old pair died with the refresh
     with pytest.raises(BadToken):
         tokens.device_for("x" * 43)
+
+
+def test_a_paired_device_follows_its_types_firmware_at_once(hearth):
+    """Pairing tells the firmware cache the device and its type, before its first firmware report."""
+    from devices_kit import pair_device
+    paired = pair_device(hearth, "Porch speaker", device_type="porch-puck")
+    row = hearth.service.firmware.registry.device(paired.device.id)
+    assert row is not None and row["device_type"] == "porch-puck"

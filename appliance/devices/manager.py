@@ -42,6 +42,7 @@ class Devices:
         self._published: dict[str, bytes] = {}      # device -> settings payload last published
         self._accounts: frozenset | None = None     # logins last written to the broker
         self._applied = -1
+        self.on_activated: list = []      # fn(Device) after a device has paired
         self._lock = threading.RLock()
         self.live = False            # True in the running service (install sets it)
 
@@ -62,6 +63,8 @@ class Devices:
         """The device's poll; on success its login is in the broker before this returns."""
         activation = self.pairing.activate(state, token, client_addr, platform, firmware)
         self.apply()
+        for hook in self.on_activated:      # e.g. the firmware cache learns the device and its type
+            hook(activation.device)
         return activation
 
     # the registry
