@@ -25,7 +25,7 @@ def facts(service) -> dict:
                 "language": service.settings.stt.language},
         "tts": {"voice": service.voices.default, "voices": sorted(service.voices.available)},
         "wake": {"engine": service.settings.wake.engine, "model": service.settings.wake.model,
-                 "loaded": hasattr(service, "wake")},
+                 "loaded": hasattr(service, "satellites")},
         "queue": {"depth": service.decoder.depth, "sessions_open": len(service.sessions.sessions)},
         "devices": _devices(service),
         "system": {

@@ -34,7 +34,7 @@
     <dt>Speech to text</dt><dd>{{f['stt']['engine']}} <span class="hint">{{f['stt']['model']}}</span></dd>
     <dt>Language</dt><dd>{{f['stt']['language']}}</dd>
     <dt>Voice</dt><dd>{{f['tts']['voice']}} <span class="hint">({{len(f['tts']['voices'])}} installed)</span></dd>
-    <dt>Wake word</dt><dd>{{f['wake']['model']}} <span class="hint">{{f['wake']['engine']}}{{'' if f['wake']['loaded'] else ', runs on the devices'}}</span></dd>
+    <dt>Wake word</dt><dd>{{f['wake']['model']}} <span class="hint">{{f['wake']['engine']}}{{', for streaming satellites' if f['wake']['loaded'] else ', not loaded'}}</span></dd>
   </dl>
 </section>
 
