@@ -46,6 +46,8 @@ class LocalAccounts:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(data, fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         return data
 
