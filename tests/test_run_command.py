@@ -47,9 +47,9 @@ def test_run_say_transcribe_and_stop(tmp_path):
     env = {**os.environ, "HEARTH_DATA": str(data), "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
            "WATCHDOG_USEC": "2000000"}
     proc, lines = start(env, data)
-    assert notify.recv(100) == b"READY=1"
-    assert notify.recv(100) == b"WATCHDOG=1"
     try:
+        assert notify.recv(100) == b"READY=1"
+        assert notify.recv(100) == b"WATCHDOG=1"
         text = "".join(lines)
         assert "broker: mqtt://127.0.0.1:" in text and "web: http://127.0.0.1:" in text
         children = psutil.Process(proc.pid).children(recursive=True)
