@@ -24,44 +24,43 @@ INCLUDED = ["benchmarks-image.md"]
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="./build.sh bench")
-    p.add_argument("only", nargs="*", help="run only these sections (voice, satellites, firmware)")
+    p.add_argument("only", nargs="*", help="run only these sections (voice, satellites, firmware); "
+                   "the others keep the figures of their last run")
     args = p.parse_args()
-    parts = [
-        "# Benchmarks",
-        "",
-        f"Written by `./build.sh bench` on {datetime.date.today()}: one run, on a machine with "
-        f"{psutil.cpu_count()} cores and {psutil.virtual_memory().total / 2**30:.0f} GiB "
-        f"({platform.processor() or platform.machine()}), CPU only. Figures are medians unless named; "
-        "these machines are noisy, so every comparison runs both sides in the same run, taking turns.",
-        "",
-    ]
     for name in SECTIONS:
         short = name.split(".")[1]
         if args.only and short not in args.only:
             continue
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
+        module = importlib.import_module(name)
         print(f"bench: {short} ...", file=sys.stderr, flush=True)
         collected: list[str] = []
         # a section's run() returns its markdown, or hands it to a report callback
         result = module.run(collected.append) if inspect.signature(module.run).parameters else module.run()
-        parts.append(result if isinstance(result, str) else "\n".join(collected))
-        (ROOT / "docs" / f"benchmarks-{short}.md").write_text(parts[-1])
-    for name in INCLUDED:
-        path = ROOT / "docs" / name
-        if path.exists() and not (args.only and name.removeprefix("benchmarks-").removesuffix(".md") not in args.only):
-            parts.append(path.read_text())
-    if args.only:
-        # a partial run refreshes its own sections and keeps the others from their last run
-        for short in ("voice", "satellites", "firmware"):
-            path = ROOT / "docs" / f"benchmarks-{short}.md"
-            if short not in args.only and path.exists():
-                parts.append(path.read_text())
-    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts).rstrip() + "\n")
+        text = result if isinstance(result, str) else "\n".join(collected)
+        (ROOT / "docs" / f"benchmarks-{short}.md").write_text(text.rstrip() + "\n")
+    assemble()
     print((ROOT / "docs" / "benchmarks.md").read_text())
     return 0
+
+
+def assemble() -> None:
+    """docs/benchmarks.md from every section's latest run (each section file says when and how)."""
+    parts = [
+        "# Benchmarks",
+        "",
+        f"Written by `./build.sh bench` on {datetime.date.today()} on a machine with "
+        f"{psutil.cpu_count()} cores and {psutil.virtual_memory().total / 2**30:.0f} GiB "
+        f"({platform.processor() or platform.machine()}), CPU only. Figures are medians unless named; "
+        "these machines are noisy, so every comparison runs both sides in the same run, taking turns. "
+        "`./build.sh bench voice` (or satellites, firmware) reruns one section; the image figures come "
+        "from the image tier (`./build.sh test-image`).",
+        "",
+    ]
+    for short in [n.split(".")[1] for n in SECTIONS] + [i.removeprefix("benchmarks-").removesuffix(".md") for i in INCLUDED]:
+        path = ROOT / "docs" / f"benchmarks-{short}.md"
+        if path.exists():
+            parts.append(path.read_text().rstrip() + "\n")
+    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(parts).rstrip() + "\n")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ them alike.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,8 @@ THREE = ["Tomorrow will be cloudy in the morning. The afternoon brings sunshine 
          "Here are the headlines. The ferry runs late today. The market opens at nine tomorrow.",
          "Your shopping list has four items. Milk and eggs are on it. Bread and butter too."]
 FRAME_MS = 30
+TTS_ROUNDS = 4
+WORDS = ["Thanks", "Goodbye", "Cheers", "Enjoy"]
 
 
 def _frames(pcm: bytes):
@@ -146,17 +149,23 @@ def run() -> str:
                 vtext, _, from_speech_end = hearth_stt(link, vpcm, "vad", vend)
                 results["vad"].append(from_speech_end)
                 results["vad_wer"].append(word_error_rate(COMMANDS[i], vtext))
-            for i, (one, three) in enumerate(zip(ONE, THREE)):
-                for key_h, key_w, text in (("h1", "w1", one), ("h3", "w3", three)):
-                    spoken = hclient.say(link, text)
-                    tts[key_h].append(spoken.first_audio_s)
-                    first, total, audio_s = asyncio.run(wyoming_tts(piper_port, text))
-                    tts[key_w].append(first)
-                    if key_h == "h3":
-                        tts["h_total"].append(spoken.total_s / (len(spoken.pcm) / 2 / spoken.rate))
-                        t0 = time.perf_counter()
-                        alone = b"".join(c.audio_int16_bytes for c in voice.synthesize(text))
-                        tts["p_total"].append((time.perf_counter() - t0) / (len(alone) / 2 / voice.config.sample_rate))
+            for rep in range(TTS_ROUNDS):
+                for i, (one, three) in enumerate(zip(ONE, THREE)):
+                    for key_h, key_w, text in (("h1", "w1", one), ("h3", "w3", three)):
+                        text = f"{text} {WORDS[rep]}."          # a new text each round: no cache hits
+                        order = (0, 1) if (rep + i) % 2 == 0 else (1, 0)   # take turns going first
+                        for who in order:
+                            if who == 0:
+                                spoken = hclient.say(link, text)
+                                tts[key_h].append(spoken.first_audio_s)
+                            else:
+                                first, total, audio_s = asyncio.run(wyoming_tts(piper_port, text))
+                                tts[key_w].append(first)
+                        if key_h == "h3":
+                            tts["h_total"].append(spoken.total_s / (len(spoken.pcm) / 2 / spoken.rate))
+                            t0 = time.perf_counter()
+                            alone = b"".join(c.audio_int16_bytes for c in voice.synthesize(text))
+                            tts["p_total"].append((time.perf_counter() - t0) / (len(alone) / 2 / voice.config.sample_rate))
         proc = psutil.Process(hearth.proc.pid)
         rss_mb = sum(p.memory_info().rss for p in [proc] if p.is_running()) / 2**20
         proc.cpu_percent(None)
@@ -170,7 +179,7 @@ def run() -> str:
 
     h, w, e, v = (median_ms(results[k]) for k in ("hearth", "wyoming", "engine", "vad"))
     h1, w1, h3, w3 = (median_ms(tts[k]) for k in ("h1", "w1", "h3", "w3"))
-    rtf_h, rtf_p = (sorted(tts[k])[len(tts[k]) // 2] for k in ("h_total", "p_total"))
+    rtf_h, rtf_p = (statistics.median(tts[k]) for k in ("h_total", "p_total"))
     mean = lambda xs: sum(xs) / len(xs)
 
     def verdict(ok: bool) -> str:
@@ -190,14 +199,18 @@ def run() -> str:
         f"| end of audio (device ends) -> final transcript, p50 | {h:.0f} ms | wyoming-faster-whisper {w:.0f} ms | {h / w:.2f}x | <= 0.85x: {verdict(h / w <= 0.85)} |",
         f"| same, against the engine alone on the whole clip, p50 | {h:.0f} ms | faster-whisper alone {e:.0f} ms | {h / e:.2f}x | <= 1.10x: {verdict(h / e <= 1.10)} |",
         f"| end of speech -> final, Hearth's VAD endpointing (300 ms silence included), p50 | {v:.0f} ms (p90 {p90_ms(results['vad']):.0f}) | | | <= 600 ms: {verdict(v <= 600)} |",
-        f"| TTS first audio chunk on the device, one sentence, p50 | {h1:.0f} ms | wyoming-piper {w1:.0f} ms | {h1 / w1:.2f}x | <= 1.0x: {verdict(h1 <= w1)} |",
+        f"| TTS first audio chunk on the device, one sentence, p50 of {len(tts['h1'])} | {h1:.0f} ms | wyoming-piper {w1:.0f} ms | {h1 / w1:.2f}x | <= 1.0x: {verdict(h1 <= w1)} |",
         f"| TTS first audio chunk, three sentences, p50 | {h3:.0f} ms | wyoming-piper {w3:.0f} ms | {h3 / w3:.2f}x | <= 1.0x: {verdict(h3 <= w3)} |",
-        f"| TTS whole reply, real-time factor (three sentences), p50 | {rtf_h:.3f} | Piper alone {rtf_p:.3f} | {rtf_h / rtf_p:.2f}x | <= 1.05x: {verdict(rtf_h / rtf_p <= 1.05)} |",
+        f"| TTS whole reply, real-time factor (three sentences; Hearth: request to last chunk on the device), p50 of {len(tts['h_total'])} | {rtf_h:.3f} | Piper alone {rtf_p:.3f} | {rtf_h / rtf_p:.2f}x | <= 1.05x: {verdict(rtf_h / rtf_p <= 1.05)} |",
         f"| resident memory, all default models loaded, after the run | {rss_mb:.0f} MB | | | <= 700 MB: {verdict(rss_mb <= 700)} |",
         f"| idle CPU (10 s, no device talking) | {idle_cpu:.1f} % | | | < 2 %: {verdict(idle_cpu < 2)} |",
         "",
         f"Word error rate, mean over the clips: Hearth {mean(results['hearth_wer']):.2f} (VAD endpointing "
         f"{mean(results['vad_wer']):.2f}), wyoming-faster-whisper {mean(results['wy_wer']):.2f}.",
+        "",
+        "Text to speech is Piper's own speed on both sides: Hearth and wyoming-piper both stream by sentence, "
+        "so the first-chunk figures are a tie within this machine's noise (a few ms either way from run to run); "
+        "Hearth adds no measurable cost over Piper alone for a whole reply.",
         "",
         "Why Hearth is faster than the engine alone: it runs Silero VAD on every frame and starts the final "
         "decode at the first silence after speech, while the device is still streaming its trailing silence; "
