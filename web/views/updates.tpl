@@ -11,10 +11,11 @@
 % else:
 <section class="card">
   <h2>Cached firmware</h2>
-  % if not u['types']:
+  % if not any(t['releases'] for t in u['types']):
   <p class="empty">No firmware images are cached yet. Import them from a folder or USB stick below, or set
   the upstream manifest address so Hearth fetches them once for every device.</p>
-  % else:
+  % end
+  % if u['types']:
   <p class="hint">{{size(u['used_bytes'])}} used of {{size(u['quota_bytes'])}}.</p>
   % for t in u['types']:
   <h3>{{t['device_type']}}</h3>
