@@ -275,7 +275,8 @@ class SessionManager:
         self._drop(s)
         for hook in self.on_final:
             try:
-                hook(s.device, s.start.session, text, bytes(s.audio), self.decoder.engine.name)
+                # the session is closed, so its buffer no longer changes: no copy on every final
+                hook(s.device, s.start.session, text, s.audio, self.decoder.engine.name)
             except Exception:
                 log.exception("final-transcript hook %s failed", hook)
 

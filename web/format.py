@@ -37,3 +37,12 @@ def when(ts: float | int | None) -> str:
     if ago < 86400:
         return f"{duration(ago)} ago"
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(float(ts)))
+
+
+def attachment(data: bytes, content_type: str, name_pattern: str):
+    """A download: `data` as a file named by strftime(name_pattern), never cached."""
+    import bottle
+    name = time.strftime(name_pattern)
+    return bottle.HTTPResponse(body=data, headers={
+        "Content-Type": content_type, "Content-Disposition": f'attachment; filename="{name}"',
+        "Content-Length": str(len(data)), "Cache-Control": "no-store"})

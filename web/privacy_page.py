@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-import time
 
 import bottle
 
 from appliance import live
+from web.format import attachment
 from web.pages import as_json, body, form_reply, render
 
 
@@ -50,11 +50,7 @@ def install(app: bottle.Bottle, service) -> None:
 
     @app.get("/api/privacy/export")
     def export():
-        data = service.utterances.export_zip()
-        name = time.strftime("hearth-utterances-%Y%m%d-%H%M%S.zip")
-        return bottle.HTTPResponse(body=data, headers={
-            "Content-Type": "application/zip", "Content-Disposition": f'attachment; filename="{name}"',
-            "Content-Length": str(len(data)), "Cache-Control": "no-store"})
+        return attachment(service.utterances.export_zip(), "application/zip", "hearth-utterances-%Y%m%d-%H%M%S.zip")
 
     @app.post("/api/privacy/delete")
     def delete():

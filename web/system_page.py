@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-import time
 
 import bottle
 
 from appliance import backup, restart
+from web.format import attachment
 from web.pages import as_json, bad_request, form_reply, render
 
 
@@ -48,11 +48,8 @@ def install(app: bottle.Bottle, service) -> None:
 
     @app.get("/api/system/backup")
     def download_backup():
-        data = backup.create(service.settings, service.store.path)
-        name = time.strftime("hearth-backup-%Y%m%d-%H%M%S.tar.gz")
-        return bottle.HTTPResponse(body=data, headers={
-            "Content-Type": "application/gzip", "Content-Disposition": f'attachment; filename="{name}"',
-            "Content-Length": str(len(data)), "Cache-Control": "no-store"})
+        return attachment(backup.create(service.settings, service.store.path), "application/gzip",
+                          "hearth-backup-%Y%m%d-%H%M%S.tar.gz")
 
     @app.post("/api/system/restore")
     def upload_restore():
