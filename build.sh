@@ -15,7 +15,8 @@ die() { printf 'Error: %s\n' "$*" >&2; exit 1; }
 
 # Debian packages each command needs (command name -> package name).
 RUN_DEBS=(mosquitto:mosquitto python3:python3 "python3 -m venv:python3-venv")
-TEST_DEBS=(mosquitto_sub:mosquitto-clients espeak-ng:espeak-ng sox:sox flac:flac chromium:chromium chromedriver:chromium-driver openssl:openssl curl:curl)
+TEST_DEBS=(mosquitto_sub:mosquitto-clients espeak-ng:espeak-ng sox:sox flac:flac chromium:chromium chromedriver:chromium-driver openssl:openssl curl:curl
+           text2wave:festival /usr/share/festival/voices/english/kal_diphone:festvox-kallpc16k)
 
 need_debs() {
     local missing=() item cmd pkg
@@ -23,6 +24,7 @@ need_debs() {
         cmd=${item%%:*}; pkg=${item##*:}
         case $cmd in
             "python3 -m venv") python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=("$pkg") ;;
+            /*) [ -e "$cmd" ] || missing+=("$pkg") ;;      # a file the package installs (e.g. a voice)
             *) command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg") ;;
         esac
     done

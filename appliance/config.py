@@ -89,6 +89,7 @@ class WakeSettings:
     arbitration_group: str = "room"  # room | all
     gate_db: float = 10.0            # openWakeWord runs on a stream only this much above its noise floor (0: always)
     max_streams: int = 64            # satellite streams open at once
+    command_wait_ms: int = 4000      # after a wake word, how long the command may take to start
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,18 @@ from mqtt.messages import ProtocolError, SttFinal, SttPartial, SttStart
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class WakeLead:
+    """A session opened by a wake word: its audio starts with the wake word's tail, which ends
+    around byte `detected_at`; the command may start up to `command_wait_ms` later."""
+
+    detected_at: int
+    command_wait_ms: int
+
+    def endpointer_args(self) -> dict:
+        return {"wake_end": self.detected_at, "no_speech_ms": self.command_wait_ms}
+
+
 @dataclass
 class SttSession:
     device: str
@@ -79,8 +91,9 @@ class SessionManager:
         metrics.gauge("hearth_stt_queue_depth", lambda: self.decoder.depth)
 
     # called on the network thread: enqueue only
-    def start(self, device: str, msg: SttStart) -> None:
-        self.inbox.put(("start", device, msg))
+    def start(self, device: str, msg: SttStart, wake: "WakeLead | None" = None) -> None:
+        """Open a session; `wake`: it begins with a wake word's tail (see WakeLead)."""
+        self.inbox.put(("start", device, (msg, wake)))
 
     def audio(self, device: str, session: str, payload: bytes) -> None:
         self.inbox.put(("audio", device, (session, payload)))
@@ -103,7 +116,7 @@ class SessionManager:
                 continue
             try:
                 match op:
-                    case "start": self._start(device, arg)
+                    case "start": self._start(device, *arg)
                     case "audio": self._audio(device, *arg)
                     case "end": self._end(device, arg)
                     case "decoded": self._decoded(*arg)
@@ -127,7 +140,7 @@ class SessionManager:
                 self._drop(s)
                 self._error(s.device, ProtocolError("stt_failed", "no transcript within 120 s", s.start.session))
 
-    def _start(self, device: str, msg: SttStart) -> None:
+    def _start(self, device: str, msg: SttStart, wake: "WakeLead | None" = None) -> None:
         key = (device, msg.session)
         if key in self.sessions:
             raise ProtocolError("session_exists", f"session '{msg.session}' is already open", msg.session)
@@ -136,8 +149,9 @@ class SessionManager:
             raise ProtocolError("too_many_sessions",
                                 f"{open_here} sessions already open for this device; end one first", msg.session)
         engine = self.decoder.engine
-        session = SttSession(device, msg, Endpointer(self.settings.endpoint, stop_at_endpoint=msg.endpoint == "vad"),
-                             stream=engine.open_stream() if engine.streaming else None)
+        endpointer = Endpointer(self.settings.endpoint, stop_at_endpoint=msg.endpoint == "vad",
+                                **(wake.endpointer_args() if wake else {}))
+        session = SttSession(device, msg, endpointer, stream=engine.open_stream() if engine.streaming else None)
         self._warned.discard(key)
         self.sessions[key] = session
         self.metrics.inc("hearth_stt_sessions_total")
@@ -211,7 +225,7 @@ class SessionManager:
             audio = bytes(s.audio[s.fed:])
             s.fed = len(s.audio)
         else:
-            audio = bytes(s.audio)
+            audio = bytes(s.audio[s.endpointer.command_start:])     # a wake word's tail is not the command
         job = DecodeJob(s.key, kind, audio, len(s.audio), s.start.language, self._on_decoded, stream=s.stream)
         try:
             self.decoder.submit(job)

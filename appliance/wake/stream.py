@@ -35,6 +35,7 @@ class Stream:
     offset: int = 0                                          # engine-format bytes received
     mode: str = LISTENING
     capture: bytearray = field(default_factory=bytearray)    # audio after the wake word, while arbitrating
+    detected_at: int = 0                                     # byte offset of the detection point in `capture`
     session: str | None = None
     sessions: int = 0
     floor_db: float | None = None                            # the room's noise floor (dBFS)

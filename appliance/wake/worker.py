@@ -19,7 +19,7 @@ from appliance.audio.pcm import frame_to_engine
 from appliance.config import Settings
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
-from appliance.sessions import SessionManager
+from appliance.sessions import SessionManager, WakeLead
 from appliance.wake.arbitration import Arbiter, Claim, Decision
 from appliance.wake.features import LAG_SAMPLES, OwwFeatures, OwwModel
 from appliance.wake.models import OWW, OWW_BASE_THRESHOLD, Catalog, MicroDetector, threshold
@@ -241,7 +241,9 @@ class WakeWorker:
 
     def _detected(self, s: Stream, score: float) -> None:
         level = round(s.level(), 1)
-        s.capture = bytearray(s.tail(LAG_SAMPLES + PRE_ROLL_SAMPLES) + b"".join(s.ready) + bytes(s.pending))
+        lead = s.tail(LAG_SAMPLES + PRE_ROLL_SAMPLES)
+        s.detected_at = len(lead)              # where in the session's audio the wake word was scored
+        s.capture = bytearray(lead + b"".join(s.ready) + bytes(s.pending))
         s.mode = ARBITRATING
         self.metrics.inc("hearth_wake_detections_total")
         self.replies.send(w.wake_detected(s.device), w.WakeDetected(
@@ -268,7 +270,8 @@ class WakeWorker:
         s.sessions += 1
         s.session = f"w{s.sessions}-{s.id}"[:64]
         self.sessions.start(s.device, SttStart(session=s.session, endpoint="vad", partials=False,
-                                               language=s.start.language))
+                                               language=s.start.language),
+                            WakeLead(s.detected_at, self.settings.wake.command_wait_ms))
         audio = bytes(s.capture)
         for i in range(0, len(audio), STT_PIECE):
             self.sessions.audio(s.device, s.session, audio[i:i + STT_PIECE])
