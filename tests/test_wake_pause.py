@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 import wave
 
 import numpy as np
@@ -92,3 +93,94 @@ def test_command_after_a_pause_is_transcribed(hearth, device, tmp_path, voice):
     assert not any("croft" in r[2].lower() for r in rows), msg     # the wake word is not the command
     total, alone_total = sum(r[4] for r in rows) / len(rows), sum(r[5] for r in rows) / len(rows)
     assert total <= alone_total + 0.05, msg
+
+
+def _cases(hearth, tmp, voice: str, command: str) -> list[tuple[float, np.ndarray]]:
+    """The wake word, a pause, the command, in room noise: one clip per pause."""
+    wake = np.frombuffer(_say(hearth, voice, WAKE_WORDS[voice], tmp), "<i2")
+    said = np.frombuffer(_say(hearth, voice, command, tmp), "<i2")
+    out = []
+    for pause in PAUSES:
+        dry = np.concatenate([np.zeros(RATE), wake, np.zeros(int(pause * RATE)), said, np.zeros(int(2.0 * RATE))])
+        out.append((pause, dry + _room(len(dry), seed=int(pause * 10))))
+    return out
+
+
+@pytest.mark.parametrize("voice", ["espeak", "festival"])
+def test_hermes_wake_then_start_listening_after_a_pause(compat_hearth, tmp_path, voice):
+    """Rhasspy's flow: Hearth detects the wake word in the streamed audio, the dialogue manager sends
+    startListening (stopOnSilence), the command comes after a pause and is captured whole."""
+    import json
+
+    from rhasspyhermes.asr import AsrStartListening, AsrTextCaptured
+    from test_hermes import Satellite
+
+    command = "what time is sunset today"
+    clips = _cases(compat_hearth, tmp_path, voice, command)
+    sat = Satellite(compat_hearth)
+    sites = {f"pause-{voice}-{i}": clip for i, (_pause, clip) in enumerate(clips)}
+    try:
+        senders = [threading.Thread(target=sat.stream, args=(site, _wav(clip), True)) for site, clip in sites.items()]
+        for t in senders:
+            t.start()
+        captured: dict[str, str] = {}
+        listening: set[str] = set()
+        deadline = time.monotonic() + 60
+        while len(captured) < len(sites) and time.monotonic() < deadline:
+            topic, payload = sat.expect(lambda t, p: True, timeout=deadline - time.monotonic())
+            body = json.loads(payload) if topic.startswith(("hermes/hotword/", "hermes/asr/")) else {}
+            site = body.get("siteId")
+            if site not in sites:
+                continue
+            if topic.endswith("/detected") and site not in listening:    # the dialogue manager's part
+                listening.add(site)
+                sat.send(AsrStartListening(site_id=site, session_id=f"s-{site}", stop_on_silence=True,
+                                           wakeword_id="hey_mycroft"))
+            elif topic == "hermes/asr/textCaptured":
+                captured[site] = AsrTextCaptured.from_json(payload).text
+        for t in senders:
+            t.join(30)
+    finally:
+        sat.close()
+    assert listening == set(sites), (listening, captured)
+    for (pause, _clip), site in zip(clips, sites):
+        assert word_error_rate(command, captured.get(site, "")) <= 0.2, (pause, captured)
+
+
+@pytest.mark.parametrize("voice", ["espeak", "festival"])
+def test_wyoming_detect_then_transcribe_after_a_pause(compat_hearth, tmp_path, voice):
+    """Home Assistant's flow over Wyoming: `detect` on the stream, and at the detection a `transcribe`
+    of what follows (the pause, then the command), ended by the client."""
+    import asyncio
+
+    from wyoming.asr import Transcribe, Transcript
+    from wyoming.client import AsyncTcpClient
+    from wyoming.wake import Detect, Detection
+    from test_wyoming import events_until, send_audio
+
+    command = "turn on the kitchen lights"
+    port = compat_hearth.service.wyoming.port
+    access = getattr(compat_hearth.service, "wyoming_access", None)
+    if access is not None:
+        access.allow("127.0.0.1")                  # Wyoming clients need a person's approval
+
+    async def one(clip: np.ndarray) -> str:
+        pcm = np.clip(clip, -32768, 32767).astype("<i2").tobytes()
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Detect(names=["hey_mycroft"]).event())
+            await send_audio(client, pcm, RATE, chunk_bytes=2560)
+            got = await events_until(client, "detection", "not-detected")
+        detection = Detection.from_event(got[-1])
+        after = pcm[int(detection.timestamp * RATE / 1000) * 2:]
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Transcribe(language="en").event())
+            await send_audio(client, after, RATE)
+            return Transcript.from_event((await events_until(client, "transcript"))[-1]).text
+
+    async def all_of(clips):
+        return await asyncio.gather(*(one(c) for _p, c in clips))
+
+    clips = _cases(compat_hearth, tmp_path, voice, command)
+    texts = asyncio.run(asyncio.wait_for(all_of(clips), 120))
+    for (pause, _clip), text in zip(clips, texts):
+        assert word_error_rate(command, text) <= 0.2, (pause, texts)
