@@ -140,9 +140,17 @@ def _connect(db_path: Path) -> sqlite3.Connection:
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> list[dict]:
+    """Rows as dicts, their times (`created`, `last_seen`, `*_at`) as readable local times."""
     cur = conn.execute(sql, params)
     names = [c[0] for c in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [{name: _when(value) if name in ("created", "last_seen") or name.endswith("_at") else value
+             for name, value in zip(names, row)} for row in cur.fetchall()]
+
+
+def _when(value):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value:
+        return value
+    return time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(value))
 
 
 def database(settings: Settings) -> dict:
