@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from appliance.config import Settings
 from appliance.support import facts
-from appliance.support.redact import known_secrets, redact, scan
+from appliance.support.redact import Secrets, known_secrets
 
 NAME = "hearth-support-%Y%m%d-%H%M%S.tar.gz"
 
@@ -120,13 +120,13 @@ def _maybe_json(text: str):
         return text
 
 
-def pack(parts: dict[str, str | bytes], secrets) -> bytes:
+def pack(parts: dict[str, str | bytes], secrets: Secrets) -> bytes:
     """Redact, check, write the .tar.gz, then check every member of the archive as written."""
     clean = {}
     for name, data in parts.items():
         raw = data.encode() if isinstance(data, str) else data
-        clean[name] = redact(raw, secrets) if _is_text(raw) else raw
-        scan(name, clean[name], secrets)
+        clean[name] = secrets.redact(raw) if _is_text(raw) else raw
+        secrets.scan(name, clean[name])
     buf = io.BytesIO()
     now = int(time.time())
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -137,7 +137,7 @@ def pack(parts: dict[str, str | bytes], secrets) -> bytes:
     archive = buf.getvalue()
     with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
         for member in tar.getmembers():
-            scan(member.name, tar.extractfile(member).read(), secrets)
+            secrets.scan(member.name, tar.extractfile(member).read())
     return archive
 
 

@@ -4,15 +4,16 @@
 `secrets/` (admin hash and salt, the local broker logins, the Hermes login, the support channel's
 token), the broker password hashes (password file and registry), token digests and pairing nonces
 from the registry, TLS private keys, `[web] metrics_token`, and the stored utterances (their text,
-and windows of their audio). `redact()` replaces every form of those values in a text, plus
+and windows of their audio). `Secrets.redact()` replaces every form of those values in a text, plus
 anything shaped like a secret (PEM private keys, Mosquitto `$7$` hashes, passwords in URLs);
-`scan()` then refuses a bundle in which any of them is still found.
+`Secrets.scan()` then refuses a bundle in which any of them is still found.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import sqlite3
@@ -23,6 +24,7 @@ from urllib.parse import quote
 from appliance.config import SECTIONS, Settings
 
 MIN_LEN = 8                      # shorter values would match ordinary words
+PREFIX = 4                       # the shortest form searched for (a config secret may be this short)
 MIN_UTTERANCE_CHARS = 6
 AUDIO_WINDOW = 48                # bytes of PCM taken from each stored utterance
 SECRET_KEY_WORDS = ("token", "password", "secret")               # config keys
@@ -44,16 +46,62 @@ class Secret:
     what: str                    # a label for messages; never the value
     value: bytes
 
-    def forms(self) -> set[bytes]:
+    @functools.cached_property
+    def forms(self) -> frozenset[bytes]:
+        """The value as it would look raw, inside JSON and in a URL."""
         forms = {self.value}
         try:
             text = self.value.decode()
         except UnicodeDecodeError:
-            return forms
+            return frozenset(forms)
         forms.add(json.dumps(text)[1:-1].encode())
         forms.add(json.dumps(text, ensure_ascii=False)[1:-1].encode())
         forms.add(quote(text, safe="").encode())
-        return {f for f in forms if len(f) >= min(MIN_LEN, len(self.value))}
+        return frozenset(f for f in forms if len(f) >= PREFIX)
+
+
+class Secrets:
+    """Every form of every secret, indexed by its first bytes: one pass over a member finds them
+    all, however many there are (thousands of stored utterances cost a dict lookup per byte)."""
+
+    def __init__(self, secrets: list[Secret]):
+        self.items = secrets
+        self._index: dict[bytes, list[tuple[bytes, Secret]]] = {}
+        for secret in secrets:
+            for form in secret.forms:
+                self._index.setdefault(form[:PREFIX], []).append((form, secret))
+        for candidates in self._index.values():
+            candidates.sort(key=lambda c: -len(c[0]))       # the longest form wins
+
+    def _matches(self, data: bytes):
+        """(start, end, secret) of each secret found, left to right, without overlaps."""
+        index, i, last = self._index, 0, len(data) - PREFIX
+        while i <= last:
+            for form, secret in index.get(data[i:i + PREFIX], ()):
+                if data.startswith(form, i):
+                    yield i, i + len(form), secret
+                    i += len(form)
+                    break
+            else:
+                i += 1
+
+    def redact(self, data: bytes) -> bytes:
+        """Every form of every known secret, and anything shaped like one, replaced by a marker."""
+        out, pos = [], 0
+        for start, end, secret in self._matches(data):
+            out += [data[pos:start], marker(secret.what)]
+            pos = end
+        data = b"".join(out) + data[pos:]
+        for pattern, replacement in SHAPES:
+            data = pattern.sub(replacement, data)
+        return data
+
+    def scan(self, name: str, data: bytes) -> None:
+        """Raise SecretInBundle when a known secret (in any form) or a private key is in `data`."""
+        for _start, _end, secret in self._matches(data):
+            raise SecretInBundle(f"refusing to write the support bundle: {name} contains a {secret.what}")
+        if PEM_KEY.search(data):
+            raise SecretInBundle(f"refusing to write the support bundle: {name} contains a private key")
 
 
 def _add(found: dict[bytes, Secret], what: str, value, minimum: int = MIN_LEN) -> None:
@@ -174,7 +222,7 @@ def _utterances(found: dict[bytes, Secret], folder: Path) -> None:
             continue
 
 
-def known_secrets(settings: Settings) -> list[Secret]:
+def known_secrets(settings: Settings) -> Secrets:
     data_dir = settings.data_dir
     found: dict[bytes, Secret] = {}
     _secrets_dir(found, data_dir / "secrets")
@@ -193,29 +241,9 @@ def known_secrets(settings: Settings) -> list[Secret]:
     if banner.exists():
         for word in re.findall(rb"\b[a-z2-9]{5}(?:-[a-z2-9]{5}){3}\b", banner.read_bytes()):
             _add(found, "admin password (console banner)", word)
-    return sorted(found.values(), key=lambda s: -len(s.value))
+    return Secrets(list(found.values()))
 
 
 def marker(what: str) -> bytes:
     """What replaces a secret: its kind in capitals (so that it never spells a stored utterance)."""
     return f"[REDACTED:{re.sub(r'[^A-Za-z0-9]+', '_', what).strip('_').upper()}]".encode()
-
-
-def redact(data: bytes, secrets: list[Secret]) -> bytes:
-    """Every form of every known secret, and anything shaped like one, replaced by a marker."""
-    for secret in secrets:
-        for form in secret.forms():
-            if form in data:
-                data = data.replace(form, marker(secret.what))
-    for pattern, replacement in SHAPES:
-        data = pattern.sub(replacement, data)
-    return data
-
-
-def scan(name: str, data: bytes, secrets: list[Secret]) -> None:
-    """Raise SecretInBundle when a known secret (in any form) or a private key is in `data`."""
-    for secret in secrets:
-        if any(form in data for form in secret.forms()):
-            raise SecretInBundle(f"refusing to write the support bundle: {name} contains a {secret.what}")
-    if PEM_KEY.search(data):
-        raise SecretInBundle(f"refusing to write the support bundle: {name} contains a private key")
