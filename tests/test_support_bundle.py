@@ -196,11 +196,17 @@ def test_a_secret_that_reaches_the_log_is_redacted_and_one_that_cannot_be_is_ref
 
 
 def test_without_a_running_service_the_command_builds_from_the_data_directory(box, tmp_path):
-    """Last: it stops the module's Hearth."""
+    """Last: it stops the module's Hearth. Then a channel file left by a killed service (kill -9
+    leaves it behind) names a port where nothing answers: the command still makes its bundle."""
     h, paired, text, _ = box
     h.stop()
     assert not channel.channel_file(h.settings.data_dir).exists()
     done = hearth_cli(h, tmp_path / "offline.tar.gz")
     assert done.returncode == 0, done.stderr
-    assert "from the data directory alone" in done.stdout
+    assert "from the data directory alone (no service is running" in done.stdout
     check((tmp_path / "offline.tar.gz").read_bytes(), h, paired, text, live=False)
+    channel.write(h.settings.data_dir, "127.0.0.1", free_port(), "left-behind-" + uuid.uuid4().hex)
+    done = hearth_cli(h, tmp_path / "stale.tar.gz")
+    assert done.returncode == 0 and "does not answer" in done.stdout, done.stdout + done.stderr
+    get = check((tmp_path / "stale.tar.gz").read_bytes(), h, paired, text, live=False)
+    assert "does not answer" in json.loads(get["bundle.json"])["note"]
