@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(COMMAND, help="what a helper needs to troubleshoot this Hearth")
     sub = p.add_subparsers(dest="support_command", required=True, metavar="ACTION")
     b = sub.add_parser("bundle", help="write one .tar.gz with versions, config, health, logs, devices (no secrets)")
-    b.add_argument("--out", help=f"file to write (default: {bundle.NAME} in this folder)")
+    b.add_argument("--out", help="file to write (default: hearth-support-<date>-<time>.tar.gz in this folder)")
 
 
 def run(args, settings: Settings) -> int:
