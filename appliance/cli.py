@@ -11,6 +11,7 @@ from pathlib import Path
 from appliance import admin_cli, config, satellite_cli
 from appliance.compat import hermes_cli
 from appliance.devices import cli as devices_cli
+from appliance.support import cli as support_cli
 from firmware_cache import cli as firmware_cli
 
 COMMANDS = """\
@@ -22,6 +23,7 @@ COMMANDS = """\
   hearth client satellite --wav F  stream a WAV as a wake word satellite, print detections, transcript, reply
   hearth config                    print the effective configuration as TOML
   hearth devices list|pair CODE|rename ID NAME|revoke ID   the household's devices (docs/devices.md)
+  hearth support bundle [--out F]  one archive for whoever helps you troubleshoot (no secrets inside)
 """
 
 
@@ -60,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli]
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
 CLIENT_ACTIONS: list = [satellite_cli]
 
@@ -86,11 +88,13 @@ def _expected(exc: Exception) -> bool:
     from appliance.client import ClientError
     from appliance.runner import AlreadyRunning
     from appliance.stt.engines import SttError
+    from appliance.support.channel import ServiceRefused
+    from appliance.support.redact import SecretInBundle
     from appliance.tts.voices import VoiceError
     from mqtt.broker import BrokerError
     from mqtt.client import MqttError
     return isinstance(exc, (config.ConfigError, ClientError, AlreadyRunning, SttError, VoiceError,
-                            BrokerError, MqttError, OSError, ValueError))
+                            BrokerError, MqttError, OSError, ValueError, ServiceRefused, SecretInBundle))
 
 
 def dispatch(args, settings: config.Settings) -> int:

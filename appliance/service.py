@@ -45,6 +45,7 @@ ROOMS: list[str] = [
     "appliance.compat.hermes",
     "appliance.compat.wyoming_server",
     "appliance.compat.discovery",
+    "appliance.support",
 ]
 
 

@@ -5,6 +5,7 @@
     POST /api/system/restart   restart Hearth (the process re-executes itself; the page reconnects)
     GET  /api/system/backup    download config + registry as one .tar.gz
     POST /api/system/restore   upload such a file (multipart field "backup")
+    GET  /api/system/support-bundle   the support bundle for a helper (web/support_routes.py)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import bottle
 
 from appliance import backup, restart
+from web import support_routes
 from web.format import attachment
 from web.pages import as_json, bad_request, form_reply, render
 
@@ -21,6 +23,8 @@ def install(app: bottle.Bottle, service) -> None:
     def page(errors=None, values=None):
         return render("system", title="System", logs=service.logs.recent(150), errors=errors or {},
                       restartable=restart.supported(service))
+
+    support_routes.install(app, service)
 
     @app.get("/system")
     def system_page():

@@ -22,6 +22,16 @@
 </section>
 
 <section class="card">
+  <h2>Support bundle</h2>
+  <p>One file for whoever helps you: versions, configuration, health, metrics, recent errors and
+  log lines, the device list, the broker and the disk. No passwords, tokens, keys or stored
+  utterances are inside (README.txt in the file lists what is).</p>
+  <div class="actions">
+    <a class="button" href="/api/system/support-bundle" download>Download support bundle</a>
+  </div>
+</section>
+
+<section class="card">
   <h2>Restart</h2>
   <p>Restarts the speech service and the broker. Devices reconnect by themselves within seconds.</p>
   <form method="post" action="/api/system/restart" data-api data-confirm="Restart Hearth now?" data-restart>
