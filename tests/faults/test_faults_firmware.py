@@ -23,7 +23,7 @@ import requests
 
 from appliance.control import ServiceLock, socket_path
 from firmware_cache.manifest import parse
-from firmware_support import Upstream, image, make_cache, publish_release
+from firmware_support import Upstream, image, publish_release
 from mqtt import firmware as fw
 from mqtt.client import Connection
 
