@@ -43,6 +43,7 @@ from typing import Iterator
 log = logging.getLogger(__name__)
 
 MAX_REQUEST = 64 * 1024
+REQUEST_WAIT_S = 10.0              # a connection must send its request line within this
 Handler = Callable[[dict], object]
 
 
@@ -177,8 +178,17 @@ class ControlServer:
             log.warning("control channel: refused pid %d (uid %d)", pid, uid)
             reply = {"ok": False, "error": "forbidden", "message": "only the service's own user or root may send commands"}
         else:
-            reply = self._answer(rfile.readline(MAX_REQUEST + 1))
-        wfile.write(json.dumps(reply).encode() + b"\n")
+            conn.settimeout(REQUEST_WAIT_S)
+            try:
+                line = rfile.readline(MAX_REQUEST + 1)
+            except TimeoutError:
+                line = b""
+            conn.settimeout(None)          # the action itself may take long (a download)
+            reply = self._answer(line)
+        try:
+            wfile.write(json.dumps(reply).encode() + b"\n")
+        except OSError as exc:
+            log.info("control channel: pid %d left before its answer (%s)", pid, exc)
 
     def _answer(self, line: bytes) -> dict:
         try:
