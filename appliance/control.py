@@ -249,7 +249,12 @@ def call(data_dir: Path, action: str, params: dict, alone: Callable[[], object],
     told = False
     while True:
         lock = ServiceLock(data_dir)
-        if lock.try_acquire(holder):
+        try:
+            free = lock.try_acquire(holder)
+        except PermissionError:
+            raise ControlError("forbidden", f"cannot open {lock.path}: run this as the Hearth service's user "
+                                            "(or root)") from None
+        if free:
             try:
                 return alone()
             finally:
