@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from appliance.accounts import LocalAccounts
 from appliance.config import Settings
+from appliance.control import ServiceLock
 from appliance.devices.registry import Registry
 from appliance.inbound import Inbound
 from appliance.metrics import Metrics
@@ -36,6 +37,7 @@ VERSION = "0.1.0"
 
 # Rooms beyond the voice core: modules with install(service), called before the broker connection.
 ROOMS: list[str] = [
+    "appliance.control",           # first: the other rooms register their commands on it
     "appliance.devices",
     "firmware_cache.room",
     "appliance.admin",
@@ -82,6 +84,8 @@ class Service:
         self.web_installers: list[Callable] = []      # fn(app: bottle.Bottle) -> None
         self.after_connect: list[Callable[[], None]] = []   # on every (re)connect to the broker
         self.after_start: list[Callable[[], None]] = []
+        # one writer per data directory: held from start to stop (appliance/control.py)
+        self.writer_lock = ServiceLock(settings.data_dir)
 
     # broker auth
     def sync_broker_files(self) -> None:
@@ -152,6 +156,7 @@ class Service:
         self._stoppers.insert(0, self.web.stop)
 
     def start(self) -> None:
+        self.writer_lock.acquire(f"hearth service ({self.settings.data_dir})")
         self.accounts.ensure()
         self.build_voice()
         for module in ROOMS:
@@ -177,3 +182,4 @@ class Service:
                 log.exception("stopping %s failed", stop)
         self._stoppers.clear()
         self.store.close()
+        self.writer_lock.release()

@@ -6,12 +6,16 @@ image Hearth cannot serve. An empty retained payload clears an offer.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from firmware_cache.manifest import Release
 from firmware_cache.registry import Registry
 from firmware_cache.rollout import Rollout
+from mqtt import device_type as device_types
 from mqtt import firmware as fw
+
+log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int, bool], None]   # (topic, payload, qos, retain)
 
@@ -72,4 +76,7 @@ class Announcer:
 
     def announce_all(self) -> None:
         for row in self.registry.types():
+            if not device_types.is_valid(row["device_type"]):     # stored before the one rule: no topic for it
+                log.warning("not announcing firmware for device type %r: %s", row["device_type"], device_types.RULE)
+                continue
             self.announce(row["device_type"])

@@ -1,4 +1,8 @@
-"""`hearth firmware status | check [TYPE] | import DIR | channel DEVICE stable|beta | resume TYPE`."""
+"""`hearth firmware status | check [TYPE] | import DIR | channel DEVICE stable|beta | resume TYPE`.
+
+Every action goes to the running service over the control channel, so the service stays the one
+writer of the firmware cache; with no service running the command does it alone, holding the
+service lock meanwhile (firmware_cache/commands.py has the actions)."""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from appliance import control
 from appliance.config import Settings
 from appliance.store import Store
+from firmware_cache import commands
 from firmware_cache.errors import FirmwareError
 
 COMMAND = "firmware"
@@ -31,55 +37,63 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Ask the running service (appliance/control.py); act alone, under its lock, only when none runs."""
+    action, params = _request(args)
+    try:
+        result = control.call(settings.data_dir, action, params, alone=lambda: _alone(settings, action, params),
+                              holder=f"hearth firmware {args.firmware_command}")
+    except (FirmwareError, control.ControlError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    match args.firmware_command:
+        case "status":
+            print_status(result)
+        case "check" | "import":
+            return _print_outcomes(result["outcomes"])
+        case "channel":
+            print(f"{args.device} now follows {args.channel}")
+        case "resume":
+            row = result["rollout"]
+            print(f"{args.type} {row['version']} ({args.channel}): rollout {row['state']}")
+    return 0
+
+
+def _request(args: argparse.Namespace) -> tuple[str, dict]:
+    match args.firmware_command:
+        case "check":
+            return "firmware.check", {"type": args.type, "url": args.url}
+        case "import":
+            return "firmware.import", {"dir": str(args.dir.resolve())}     # the service has its own cwd
+        case "channel":
+            return "firmware.channel", {"device": args.device, "channel": args.channel}
+        case "resume":
+            return "firmware.resume", {"type": args.type, "channel": args.channel}
+    return "firmware.status", {}
+
+
+def _alone(settings: Settings, action: str, params: dict) -> dict:
+    """No service runs (we hold its lock): our own cache, for this one action."""
     from firmware_cache.service import FirmwareCache
 
     store = Store(settings.data_dir / "hearth.db")
     cache = FirmwareCache(settings.firmware, settings.data_dir, store)
     try:
-        match args.firmware_command:
-            case "status":
-                print_status(cache.status())
-                return 0
-            case "check":
-                if args.url:
-                    if not args.type:
-                        raise FirmwareError("--url needs a device TYPE")
-                    cache.add_type(args.type, manifest_url=args.url)
-                if not args.type and not cache.registry.types():
-                    raise FirmwareError("no device types known yet: give TYPE and --url, or pair a device first")
-                outcomes = cache.check(args.type)
-                if not outcomes:
-                    raise FirmwareError("no upstream manifest URL: set firmware.manifest_url or give --url")
-                return _print_outcomes(outcomes)
-            case "import":
-                return _print_outcomes(cache.import_dir(args.dir))
-            case "channel":
-                cache.set_channel(args.device, args.channel)
-                print(f"{args.device} now follows {args.channel}")
-                return 0
-            case "resume":
-                row = cache.resume_rollout(args.type, args.channel)
-                print(f"{args.type} {row['version']} ({args.channel}): rollout {row['state']}")
-                return 0
-    except FirmwareError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+        return commands.perform(cache, action, params)
     finally:
         cache.stop()
         store.close()
-    return 1
 
 
-def _print_outcomes(outcomes) -> int:
+def _print_outcomes(outcomes: list[dict]) -> int:
     failed = 0
     for o in outcomes:
-        if o.state == "error":
+        if o["state"] == "error":
             failed += 1
-            print(f"Error: {o.device_type} {o.channel}: {o.error}", file=sys.stderr)
-        elif o.state == "none":
-            print(f"{o.device_type} {o.channel}: no release upstream")
+            print(f"Error: {o['device_type']} {o['channel']}: {o['error']}", file=sys.stderr)
+        elif o["state"] == "none":
+            print(f"{o['device_type']} {o['channel']}: no release upstream")
         else:
-            print(f"{o.device_type} {o.channel}: {o.version} cached and verified")
+            print(f"{o['device_type']} {o['channel']}: {o['version']} cached and verified")
     return 1 if failed else 0
 
 
@@ -96,7 +110,7 @@ def print_status(status: dict) -> None:
     for sha, done in status["downloading"].items():
         print(f"downloading {sha[:12]}: {done / 2**20:.1f} MiB")
     for row in status["releases"]:
-        if row["state"] in ("pending", "failed"):
+        if row["state"] in ("pending", "failed", "rejected"):
             print(f"{row['device_type']} {row['channel']} {row['version']}: {row['state']} {row['error']}".rstrip())
     for row in status["rollouts"]:
         if row["state"] != "done":

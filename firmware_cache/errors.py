@@ -31,6 +31,19 @@ class IntegrityError(FirmwareError):
     code = "integrity"
 
 
+class Rejected(IntegrityError):
+    """A release whose upstream image failed verification before; it is retried only by the
+    scheduled check (with backoff) or a person's `hearth firmware check`, never by a request."""
+
+    code = "rejected"
+
+
+class BadDeviceType(FirmwareError):
+    """A device type name that breaks the one rule (mqtt/device_type.py)."""
+
+    code = "bad_device_type"
+
+
 class UpstreamError(FirmwareError):
     """The upstream server could not be reached or answered with an error."""
 

@@ -6,6 +6,11 @@ asking at once cause one upstream download. The bytes go to `partial/<sha>.part`
 power cut the next attempt truncates to the last durable length and asks upstream for the rest
 with `Range: bytes=<n>-` (and `If-Range: <etag>` when upstream gave one). Only a file whose size
 and sha256 match the release is moved into objects/.
+
+Across processes the partial file's lock (`BlobStore.writing`) does the same job: a download
+another process runs is waited for, and its verified object reused, never fetched twice. Every
+failed download is reported (`on_failed`) before its Future fails, so the caller's backoff is
+recorded before anyone can ask again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import requests
 
 from firmware_cache.blobs import BlobStore, Checkpoint
-from firmware_cache.errors import FirmwareError, IntegrityError, QuotaError, UpstreamError
+from firmware_cache.errors import FirmwareError, IntegrityError, NotReady, QuotaError, UpstreamError
 from firmware_cache.manifest import Release
 from firmware_cache.verify import Digests, check, digest_file
 
@@ -46,15 +51,18 @@ class Fetcher:
         blobs: BlobStore,
         options: FetchOptions,
         make_room: Callable[[int, Release], None],
-        on_verified: Callable[[Release, Digests], None],
+        on_verified: Callable[[Release, Digests | None], None],
         on_progress: Callable[[Release, int], None] | None = None,
         workers: int = 2,
+        on_failed: Callable[[Release, FirmwareError], None] | None = None,
     ):
         self.blobs = blobs
         self.options = options
         self._make_room = make_room
         self._on_verified = on_verified
         self._on_progress = on_progress
+        self._on_failed = on_failed
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._inflight: dict[str, Future] = {}
         self._progress: dict[str, int] = {}
@@ -85,6 +93,7 @@ class Fetcher:
             return dict(self._progress)
 
     def close(self) -> None:
+        self._closing.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _finished(self, sha256: str) -> None:
@@ -94,6 +103,23 @@ class Fetcher:
 
     # the download itself (a pool thread)
     def _fetch(self, release: Release) -> Path:
+        sha = release.sha256
+        try:
+            with self.blobs.writing(sha, self._closing, on_wait=lambda: log.info(
+                    "waiting for another process downloading %s %s", release.device_type, release.version)):
+                if self.blobs.has(sha):        # another process verified it while we waited
+                    self.blobs.drop_partial(sha)
+                    self._on_verified(release, None)
+                    return self.blobs.path(sha)
+                return self._attempts(release)
+        except InterruptedError:
+            raise NotReady("Hearth is stopping; ask again when it is back") from None
+        except FirmwareError as exc:
+            if self._on_failed is not None:
+                self._on_failed(release, exc)
+            raise
+
+    def _attempts(self, release: Release) -> Path:
         last: FirmwareError | None = None
         for _ in range(self.options.attempts):
             before = self._durable(release)
@@ -113,13 +139,12 @@ class Fetcher:
     def _attempt(self, release: Release) -> Path:
         sha, part = release.sha256, self.blobs.partial(release.sha256)
         point = self.blobs.checkpoint(sha)
-        offset = point.offset if part.exists() and point.url == release.url and point.offset <= release.size else 0
+        durable = min(part.stat().st_size, release.size)      # a checkpoint past the file's end is not believed
+        offset = point.offset if point.url == release.url and point.offset <= durable else 0
         if offset == 0:
-            self.blobs.drop_partial(sha)
-            part.touch()
+            self.blobs.restart_partial(sha)
         os.truncate(part, offset)  # bytes past the last checkpoint may be garbage after a power cut
-        self._make_room(release.size - offset, release)
-        self.blobs.require_disk(release.size - offset, f"{release.device_type} {release.version}")
+        self._make_room(release.size - offset, release)     # quota and disk: may we write this much?
         digests = digest_file(part, offset) if offset else Digests()
         if offset < release.size:
             digests = self._download(release, part, offset, point.etag, digests)

@@ -18,6 +18,7 @@ from firmware_cache import manifest
 from firmware_cache.blobs import BlobStore
 from firmware_cache.errors import FirmwareError, IntegrityError, ManifestError
 from firmware_cache.verify import CHUNK, Digests, check
+from mqtt import device_type as device_types
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ def _declared_type(raw: bytes, path: Path) -> str:
         value = json.loads(raw).get("device_type")
     except (ValueError, AttributeError):
         raise ManifestError(f"{path}: not a JSON object") from None
-    if not isinstance(value, str) or not manifest.TYPE_ID.match(value):
-        raise ManifestError(f"{path}: an imported manifest must name its device_type (1-64 of A-Z a-z 0-9 _ . -)")
+    if not device_types.is_valid(value):
+        raise ManifestError(f"{path}: an imported manifest must name its device_type ({device_types.RULE})")
     return value
 
 

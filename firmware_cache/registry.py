@@ -1,7 +1,8 @@
 """The firmware tables in Hearth's SQLite store, their migrations and the queries on them.
 
     firmware_types     device types Hearth fetches for: manifest URL override, staged rollout on/off
-    firmware_releases  every release seen per (type, channel, version): where from, state, error
+    firmware_releases  every release seen per (type, channel, version): where from, state, error,
+                       failed downloads in a row and when the next may be tried (backoff)
     firmware_channels  per (type, channel): current and previous version, last check and its error
     firmware_devices   per device: type, channel it follows, version it runs, last report
     firmware_rollouts  per (type, channel, version): canary device, state (canary|done|paused)
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 import sqlite_utils
@@ -48,12 +50,22 @@ def _firmware_0001(db: sqlite_utils.Database) -> None:
     db["firmware_blobs"].create({"sha256": str, "md5": str, "last_used": float}, pk="sha256", if_not_exists=True)
 
 
+def _firmware_0002(db: sqlite_utils.Database) -> None:
+    db["firmware_releases"].add_column("failures", int, not_null_default=0)
+    db["firmware_releases"].add_column("retry_at", float, not_null_default=0.0)
+
+
 MIGRATIONS = [
     ("firmware_0001_tables", _firmware_0001),
+    ("firmware_0002_release_backoff", _firmware_0002),
 ]
 
+# release states: pending (seen, not cached yet), ready (verified in the store), failed (the last
+# download broke off: upstream, disk), rejected (the image upstream failed verification), evicted
+FAILED, REJECTED = "failed", "rejected"
 
-def _release(row: dict) -> Release:
+
+def as_release(row: dict) -> Release:
     return Release(
         device_type=row["device_type"], channel=row["channel"], version=row["version"], url=row["url"],
         size=row["size"], sha256=row["sha256"], notes=row["notes"] or "", chip_family=row["chip_family"] or "",
@@ -94,36 +106,65 @@ class Registry:
 
     # releases
     def record_release(self, release: Release, source: str) -> str:
-        """Insert or refresh a release; returns its state (new ones are 'pending')."""
+        """Insert or refresh a release; returns its state (new ones are 'pending').
+
+        The same image seen again keeps its state, error and backoff: a rejected release stays
+        rejected until a retry succeeds. Another sha256 under the same version starts afresh."""
         with self.store.transaction() as tx:
             key = [release.device_type, release.channel, release.version]
             old = list(tx.query(
-                "select sha256, state from firmware_releases where device_type = ? and channel = ? and version = ?", key
+                "select sha256, state, error, failures, retry_at from firmware_releases "
+                "where device_type = ? and channel = ? and version = ?", key
             ))
-            state = old[0]["state"] if old and old[0]["sha256"] == release.sha256 else "pending"
+            same = old[0] if old and old[0]["sha256"] == release.sha256 else None
+            kept = ({k: same[k] for k in ("state", "error", "failures", "retry_at")} if same else
+                    {"state": "pending", "error": "", "failures": 0, "retry_at": 0.0})
             tx["firmware_releases"].upsert(
-                {**asdict(release), "signed": int(release.signed), "source": source, "state": state, "error": "",
-                 "seen_at": time.time()},
+                {**asdict(release), "signed": int(release.signed), "source": source, **kept, "seen_at": time.time()},
                 pk=("device_type", "channel", "version"),
             )
-        return state
+        return kept["state"]
 
     def set_release_state(self, release: Release, state: str, error: str = "") -> None:
         with self.store.transaction() as tx:
             tx.execute(
-                "update firmware_releases set state = ?, error = ? where device_type = ? and channel = ? and version = ?",
+                "update firmware_releases set state = ?, error = ?, failures = 0, retry_at = 0 "
+                "where device_type = ? and channel = ? and version = ?",
                 [state, error, release.device_type, release.channel, release.version],
             )
+
+    def note_failure(self, release: Release, state: str, error: str, delay_s: Callable[[int], float]) -> dict:
+        """One more failed download of this release: state, error, and when to try again."""
+        with self.store.transaction() as tx:
+            key = [release.device_type, release.channel, release.version]
+            rows = list(tx.query(
+                "select failures from firmware_releases where device_type = ? and channel = ? and version = ?", key))
+            failures = (rows[0]["failures"] or 0) + 1 if rows else 1
+            retry_at = time.time() + delay_s(failures)
+            tx.execute(
+                "update firmware_releases set state = ?, error = ?, failures = ?, retry_at = ? "
+                "where device_type = ? and channel = ? and version = ?", [state, error, failures, retry_at, *key])
+        return {"state": state, "error": error, "failures": failures, "retry_at": retry_at}
+
+    def release_row(self, release: Release) -> dict | None:
+        rows = self._rows(
+            "select * from firmware_releases where device_type = ? and channel = ? and version = ?",
+            [release.device_type, release.channel, release.version],
+        )
+        return rows[0] if rows else None
+
+    def release_rows_by_sha(self, sha256: str) -> list[dict]:
+        return self._rows("select * from firmware_releases where sha256 = ? order by seen_at desc", [sha256])
 
     def release(self, device_type: str, channel: str, version: str) -> Release | None:
         rows = self._rows(
             "select * from firmware_releases where device_type = ? and channel = ? and version = ?",
             [device_type, channel, version],
         )
-        return _release(rows[0]) if rows else None
+        return as_release(rows[0]) if rows else None
 
     def releases_by_sha(self, sha256: str) -> list[Release]:
-        return [_release(r) for r in self._rows("select * from firmware_releases where sha256 = ?", [sha256])]
+        return [as_release(r) for r in self._rows("select * from firmware_releases where sha256 = ?", [sha256])]
 
     def releases(self) -> list[dict]:
         return self._rows("select * from firmware_releases order by device_type, channel, seen_at desc")

@@ -2,11 +2,13 @@
 
 It uses the service's store, settings and publish function, subscribes to the devices' firmware
 reports, adds the download routes to the web app, re-announces after every broker (re)connect,
-and starts the periodic check once the service runs.
+offers `hearth firmware ...` on the control channel, and starts the periodic check once the
+service runs.
 """
 
 from __future__ import annotations
 
+from firmware_cache import commands
 from firmware_cache.service import FirmwareCache
 from mqtt import firmware as fw
 
@@ -20,6 +22,8 @@ def install(service) -> FirmwareCache:
     for kind in fw.MESSAGES:
         service.inbound.extra[kind] = lambda device, ref, payload, kind=kind: cache.handle_report(device, kind, payload)
     service.web_installers.append(lambda app: firmware_routes.install(app, cache))
+    if control := getattr(service, "control", None):
+        commands.install(control, cache)
     service.after_connect.append(cache.announcer.announce_all)
     service.after_start.append(cache.start)
     service._stoppers.append(cache.stop)

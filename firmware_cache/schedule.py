@@ -1,4 +1,11 @@
-"""The periodic upstream check (apscheduler): one job, never two at once, missed runs coalesced."""
+"""The periodic upstream check (apscheduler): one job, never two at once, missed runs coalesced;
+and the backoff after failed downloads.
+
+A release whose image failed verification (`rejected`) is fetched again only by this check, and
+not before its backoff ran out: 15 min after the first failure, doubling to at most a day. A
+download that broke off (`failed`: upstream away, disk full) may be retried sooner, also when a
+device asks for it: 1 min, doubling to at most an hour. A person's `hearth firmware check`
+retries at once."""
 
 from __future__ import annotations
 
@@ -9,6 +16,15 @@ from collections.abc import Callable
 from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
+
+REJECTED_BACKOFF_S = (15 * 60, 24 * 3600)      # (first, longest)
+FAILED_BACKOFF_S = (60, 3600)
+
+
+def retry_delay_s(failures: int, rejected: bool) -> float:
+    """Seconds to wait after the `failures`-th failure in a row."""
+    first, longest = REJECTED_BACKOFF_S if rejected else FAILED_BACKOFF_S
+    return float(min(longest, first * 2 ** max(0, min(failures, 32) - 1)))
 
 
 class CheckSchedule:

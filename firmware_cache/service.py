@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +23,17 @@ from appliance.store import Store
 from firmware_cache import esphome, importer
 from firmware_cache.announce import Announcer, Publish
 from firmware_cache.blobs import BlobStore
-from firmware_cache.errors import FirmwareError, ManifestError, NotReady, UnknownFirmware
+from firmware_cache.errors import (
+    BadDeviceType, FirmwareError, IntegrityError, ManifestError, NotReady, Rejected, UnknownFirmware,
+)
 from firmware_cache.fetch import Fetcher, FetchOptions, get_manifest
-from firmware_cache.manifest import CHANNELS, SHA256, TYPE_ID, Release, load_public_key, parse
+from firmware_cache.manifest import CHANNELS, SHA256, Release, load_public_key, parse
 from firmware_cache.quota import Quota
-from firmware_cache.registry import Registry
+from firmware_cache.registry import FAILED, REJECTED, Registry, as_release
 from firmware_cache.rollout import Rollout
-from firmware_cache.schedule import CheckSchedule
+from firmware_cache.schedule import CheckSchedule, retry_delay_s
 from firmware_cache.verify import Digests
+from mqtt import device_type as device_types
 from mqtt import firmware as fw
 from mqtt.messages import Error, ProtocolError
 from mqtt.topics import error as error_topic
@@ -68,15 +72,17 @@ class FirmwareCache:
         self.options = fetch_options or FetchOptions(timeout_s=settings.fetch_timeout_s)
         self._room_lock = threading.Lock()
         self._verified_lock = threading.RLock()
-        self.fetcher = Fetcher(self.blobs, self.options, self._make_room, self._verified)
+        self.fetcher = Fetcher(self.blobs, self.options, self._make_room, self._verified, on_failed=self._failed)
         self.schedule = CheckSchedule(self.check, settings.check_interval_min)
 
     # life cycle
     def start(self) -> None:
+        for name in self.blobs.tidy():
+            log.info("removed the firmware leftover partial/%s", name)
         self.announcer.announce_all()
         for row in self.registry.releases():
             unfinished = row["state"] == "pending" or self.blobs.partial(row["sha256"]).exists()
-            if unfinished and row["state"] != "ready" and row["source"] == "upstream":
+            if unfinished and row["state"] not in ("ready", REJECTED) and row["source"] == "upstream":
                 release = self.registry.release(row["device_type"], row["channel"], row["version"])
                 self.fetcher.start(release)  # resumes from its partial file
         self.schedule.start()
@@ -87,8 +93,10 @@ class FirmwareCache:
 
     # sources
     def add_type(self, device_type: str, manifest_url: str | None = None, staged: bool | None = None) -> None:
-        if not TYPE_ID.match(device_type):
-            raise UnknownFirmware(f"'{device_type}' is not a valid device type (1-64 of A-Z a-z 0-9 _ . -)")
+        try:
+            device_types.check(device_type)
+        except device_types.BadDeviceType as exc:
+            raise BadDeviceType(str(exc)) from None
         self.registry.add_type(device_type, manifest_url, staged)
 
     def manifest_url(self, device_type: str, channel: str) -> str:
@@ -96,18 +104,20 @@ class FirmwareCache:
         template = (rows[0]["manifest_url"] if rows else "") or self.settings.manifest_url
         return template.replace("{type}", device_type).replace("{channel}", channel)
 
-    def check(self, device_type: str | None = None) -> list[Outcome]:
-        """Read every upstream manifest (or one type's) and fetch what is new; waits for the downloads."""
+    def check(self, device_type: str | None = None, force: bool = False) -> list[Outcome]:
+        """Read every upstream manifest (or one type's) and fetch what is new; waits for the downloads.
+
+        A release that failed before waits out its backoff, unless `force` (a person asked)."""
         types = [device_type] if device_type else [r["device_type"] for r in self.registry.types()]
         outcomes = []
         for dtype in types:
             for channel in CHANNELS:
                 url = self.manifest_url(dtype, channel)
                 if url:
-                    outcomes.append(self._check_one(dtype, channel, url))
+                    outcomes.append(self._check_one(dtype, channel, url, force))
         return outcomes
 
-    def _check_one(self, device_type: str, channel: str, url: str) -> Outcome:
+    def _check_one(self, device_type: str, channel: str, url: str, force: bool = False) -> Outcome:
         release = None
         try:
             raw = get_manifest(url, self.options)
@@ -122,12 +132,13 @@ class FirmwareCache:
             if self.blobs.has(release.sha256):
                 self._verified(release, None)
             else:
-                self.fetcher.fetch(release)
+                row = self.registry.release_row(release)
+                if not force and row is not None and (held := self._held_back(row, by_request=False)):
+                    raise held
+                self.fetcher.fetch(release)     # a failure is recorded (with its backoff) by _failed
         except FirmwareError as exc:
             self.registry.note_check(device_type, channel, str(exc))
-            if release is not None:
-                self.registry.set_release_state(release, "failed", str(exc))
-            return Outcome(device_type, channel, state="error", error=str(exc))
+            return Outcome(device_type, channel, release.version if release else "", state="error", error=str(exc))
         self.registry.note_check(device_type, channel, "")
         return Outcome(device_type, channel, release.version, "cached")
 
@@ -153,9 +164,37 @@ class FirmwareCache:
         return outcomes
 
     def _make_room(self, needed: int, release: Release) -> None:
+        """The one place that asks "may I write `needed` more bytes?" before a download or an import:
+        the firmware quota (evicting old images), then the disk. A refusal is a QuotaError."""
+        what = f"{release.device_type} {release.version}"
         with self._room_lock:
             busy = set(self.fetcher.in_flight()) | {release.sha256}
-            self.quota.make_room(needed, f"{release.device_type} {release.version}", busy)
+            self.quota.make_room(needed, what, busy)
+        self.blobs.require_disk(needed, what)
+
+    def _failed(self, release: Release, exc: FirmwareError) -> None:
+        """A download failed: remember it with a backoff, so no request can make Hearth fetch it again."""
+        rejected = isinstance(exc, IntegrityError)
+        for known in self.registry.releases_by_sha(release.sha256):
+            row = self.registry.note_failure(known, REJECTED if rejected else FAILED, str(exc),
+                                             lambda n: retry_delay_s(n, rejected))
+            log.warning("firmware %s %s %s (%d in a row; next try after %s): %s", known.device_type, known.version,
+                        row["state"], row["failures"], _clock(row["retry_at"]), exc)
+
+    @staticmethod
+    def _held_back(row: dict, by_request: bool) -> FirmwareError | None:
+        """Why this release may not be fetched now; None when it may.
+
+        A rejected image is never fetched for a request, only by the check once its backoff ran out."""
+        now, what = time.time(), f"{row['device_type']} {row['version']}"
+        if row["state"] == REJECTED and (by_request or row["retry_at"] > now):
+            return Rejected(f"{what} was rejected ({row['error']}); Hearth tries upstream again at a scheduled "
+                            f"check after {_clock(row['retry_at'])}, or run 'hearth firmware check {row['device_type']}'")
+        if row["state"] == FAILED and row["retry_at"] > now:
+            wait = int(row["retry_at"] - now) + 1
+            return NotReady(f"{what}: the last download failed ({row['error']}); tried again after "
+                            f"{_clock(row['retry_at'])}", retry_after_s=wait)
+        return None
 
     def _verified(self, release: Release, digests: Digests | None) -> None:
         """A file with this release's sha256 is now in the store, verified."""
@@ -181,16 +220,22 @@ class FirmwareCache:
         if self.blobs.has(sha256):
             self.registry.touch_blob(sha256)
             return self.blobs.path(sha256)
-        releases = [r for r in self.registry.releases_by_sha(sha256) if r.url.startswith(("http://", "https://"))]
-        if not releases:
+        rows = [r for r in self.registry.release_rows_by_sha(sha256) if r["url"].startswith(("http://", "https://"))]
+        if not rows:
             raise UnknownFirmware(f"no firmware image with sha256 {sha256} is known here")
-        future = self.fetcher.start(releases[0])
+        if sha256 not in self.fetcher.in_flight():       # joining a running download is always fine
+            held = [self._held_back(r, by_request=True) for r in rows]
+            rows = [r for r, why in zip(rows, held) if why is None]
+            if not rows:
+                raise held[0]
+        release = as_release(rows[0])
+        future = self.fetcher.start(release)
         wait = self.settings.serve_wait_s if wait_s is None else wait_s
         try:
             return future.result(wait)
         except concurrent.futures.TimeoutError:
             done = self.fetcher.in_flight().get(sha256, 0)
-            raise NotReady(f"still downloading ({done} of {releases[0].size} bytes); try again shortly") from None
+            raise NotReady(f"still downloading ({done} of {release.size} bytes); try again shortly") from None
 
     def esphome_manifest(self, device_type: str, base_url: str, channel: str = "stable") -> dict:
         if channel not in CHANNELS:
@@ -262,3 +307,7 @@ class FirmwareCache:
             "rollouts": self.registry.rollouts(),
             "devices": self.registry.devices(),
         }
+
+
+def _clock(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))

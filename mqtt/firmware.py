@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mqtt import device_type as device_types
 from mqtt.messages import Message, ProtocolError
 from mqtt.topics import PREFIX, device
 
@@ -32,7 +33,7 @@ SUBSCRIPTIONS = (
 )
 
 
-def type_firmware(device_type: str) -> str: return f"{PREFIX}/type/{device_type}/firmware"
+def type_firmware(device_type: str) -> str: return f"{PREFIX}/type/{device_types.check(device_type)}/firmware"
 def offer(d: str) -> str: return device(d, "firmware", "offer")
 def state(d: str) -> str: return device(d, "firmware", "state")
 def progress(d: str) -> str: return device(d, "firmware", "progress")
@@ -79,8 +80,10 @@ class FirmwareState(Message):
     version: str = ""
 
     def validate(self) -> None:
-        if not self.device_type or not self.version:
-            raise ProtocolError("bad_message", f"{self.TYPE}: device_type and version must not be empty")
+        if not self.version:
+            raise ProtocolError("bad_message", f"{self.TYPE}: version must not be empty")
+        if not device_types.is_valid(self.device_type):
+            raise ProtocolError("bad_message", f"{self.TYPE}: device_type must be {device_types.RULE}")
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,9 @@ def test_tampered_image_is_rejected_and_never_served(tmp_path, upstream):
     web = WebServer(cache)
     try:
         r = requests.get(f"{web.url}/firmware/{doc['sha256']}.bin", timeout=10)
-        assert r.status_code == 502 and r.json()["error"] == "integrity"
+        assert r.status_code == 502 and r.json()["error"] == "rejected" and "tampered" in r.json()["message"]
         assert not cache.blobs.has(doc["sha256"])
+        assert upstream.gets["/speaker-1.0.0.bin"] == 1      # remembered: the request did not fetch again
     finally:
         web.close()
         cache.stop()
@@ -170,9 +171,11 @@ def test_full_disk_during_download_is_a_clear_error_and_resumable(tmp_path, upst
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("error disk full while downloading speaker 1.0.0"), out.stdout
-    # space back: the next check resumes from what was kept
+    # space back: the scheduled check waits out the backoff; a person's check resumes from what was kept
     cache = make_cache(tmp_path, upstream.url)
     [outcome, _] = cache.check()
+    assert outcome.state == "error" and "the last download failed (disk full" in outcome.error
+    [outcome, _] = cache.check(force=True)
     assert outcome.state == "cached"
     assert upstream.ranges and upstream.ranges[-1].startswith("bytes=") and upstream.ranges[-1] != "bytes=0-"
     cache.stop()

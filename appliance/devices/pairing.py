@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from appliance.config import DeviceSettings
 from appliance.devices.errors import BadCode, BadSetting, BadToken, NotConfirmed, RateLimited
-from appliance.devices.registry import DEVICE_TYPE, Device, Registry, check_name
+from appliance.devices.registry import Device, Registry, check_name, check_type
 from appliance.devices.tokens import TokenBook, Tokens, digest
 from appliance.store import Store
 from mqtt.broker import hash_password, new_password
@@ -94,8 +94,7 @@ class Pairing:
         self.limiter.check("code", client_addr)
         if not isinstance(state, str) or len(state) > 128:
             raise BadSetting("state must be a string of at most 128 characters")
-        if not DEVICE_TYPE.match(device_type):
-            raise BadSetting("type must be 1-32 characters of a-z 0-9 _ - (e.g. satellite)")
+        check_type(device_type)
         if name:
             name = check_name(name)
         token = secrets.token_urlsafe(32)

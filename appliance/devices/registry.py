@@ -8,7 +8,6 @@ broker (password file, ACL, disconnects) and the devices (retained settings) wit
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass, fields
@@ -17,10 +16,10 @@ import sqlite_utils
 
 from appliance.devices.errors import BadSetting, UnknownDevice
 from appliance.store import Store
+from mqtt import device_type as device_types
 from mqtt.broker import Account
 
 GENERATION_KEY = "devices.generation"
-DEVICE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 RESERVED_IDS = {"server", "broadcast", "type", "hearth", "hearth-cli"}
 
 
@@ -93,6 +92,14 @@ def new_device_id() -> str:
             return candidate
 
 
+def check_type(device_type: str) -> str:
+    """The device type if it follows the one rule (mqtt/device_type.py); BadSetting otherwise."""
+    try:
+        return device_types.check(device_type)
+    except device_types.BadDeviceType as exc:
+        raise BadSetting(str(exc)) from None
+
+
 def check_name(name: str, what: str = "name") -> str:
     name = " ".join(str(name).split())
     if not name or len(name) > 64:
@@ -144,9 +151,7 @@ class Registry:
         tx["kv"].upsert({"key": GENERATION_KEY, "value": str(int(rows[0]["value"]) + 1 if rows else 1)}, pk="key")
 
     def create(self, name: str, device_type: str, platform: str = "", room: str = "") -> Device:
-        if not DEVICE_TYPE.match(device_type):
-            raise BadSetting("device type must be 1-32 characters of a-z 0-9 _ - (e.g. satellite, mycroft)")
-        row = {"id": new_device_id(), "name": check_name(name), "room": room, "device_type": device_type,
+        row = {"id": new_device_id(), "name": check_name(name), "room": room, "device_type": check_type(device_type),
                "platform": platform[:64], "created": time.time(), "online": 0}
         with self.store.transaction() as tx:
             tx["devices_devices"].insert(row)
