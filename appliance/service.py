@@ -47,7 +47,6 @@ ROOMS: list[str] = [
     "appliance.compat.hermes",
     "appliance.compat.wyoming_server",
     "appliance.compat.discovery",
-    "appliance.support",
 ]
 
 

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -23,10 +24,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from appliance import config
+from appliance import config, control
 from appliance.audio.pcm import Wav
 from appliance.client import DeviceLink, transcribe
-from appliance.support import bundle, channel
+from appliance.support import bundle
 from appliance.support.redact import SecretInBundle, known_secrets
 from conftest import Hearth, free_port, make_settings
 from devices_kit import pair_device
@@ -86,8 +87,6 @@ def secrets_of(h: Hearth, paired, text: str) -> dict[str, bytes]:
         found[f"{key.name} base64"] = pem.splitlines()[1]
         found[f"{key.name} der"] = base64.b64decode(body)[-32:]
     found["metrics token"] = METRICS_TOKEN.encode()
-    found["support channel token"] = json.loads(channel.channel_file(data).read_text())["token"].encode() \
-        if channel.channel_file(data).exists() else found["metrics token"]
     wavs = sorted((data / "utterances").glob("*/*.wav"))
     assert len(wavs) == 1, "one utterance must be stored"
     audio = wavs[0].read_bytes()[44:]
@@ -167,8 +166,6 @@ def test_the_system_page_button_downloads_it_signed_in_only(box):
     h, paired, text, marker = box
     base = h.web_url
     assert requests.get(base + "/api/system/support-bundle").status_code == 401
-    assert requests.get(base + channel.ROUTE).status_code == 401
-    assert requests.get(base + channel.ROUTE, headers={"Authorization": "Bearer wrong"}).status_code == 401
     http, _ = sign_in(base, admin_password(h))
     page = http.get(base + "/system")
     assert 'href="/api/system/support-bundle"' in page.text
@@ -196,17 +193,20 @@ def test_a_secret_that_reaches_the_log_is_redacted_and_one_that_cannot_be_is_ref
 
 
 def test_without_a_running_service_the_command_builds_from_the_data_directory(box, tmp_path):
-    """Last: it stops the module's Hearth. Then a channel file left by a killed service (kill -9
-    leaves it behind) names a port where nothing answers: the command still makes its bundle."""
+    """Last: it stops the module's Hearth. Then a control socket left by a killed service (kill -9
+    leaves it behind), where nothing answers: the command still makes its bundle."""
     h, paired, text, _ = box
     h.stop()
-    assert not channel.channel_file(h.settings.data_dir).exists()
+    sock = control.socket_path(h.settings.data_dir)
+    assert not sock.exists()
     done = hearth_cli(h, tmp_path / "offline.tar.gz")
     assert done.returncode == 0, done.stderr
     assert "from the data directory alone (no service is running" in done.stdout
     check((tmp_path / "offline.tar.gz").read_bytes(), h, paired, text, live=False)
-    channel.write(h.settings.data_dir, "127.0.0.1", free_port(), "left-behind-" + uuid.uuid4().hex)
+    left = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    left.bind(str(sock))                          # bound, never listening: what a killed service leaves
+    left.close()
     done = hearth_cli(h, tmp_path / "stale.tar.gz")
-    assert done.returncode == 0 and "does not answer" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "no service is running" in done.stdout, done.stdout + done.stderr
     get = check((tmp_path / "stale.tar.gz").read_bytes(), h, paired, text, live=False)
-    assert "does not answer" in json.loads(get["bundle.json"])["note"]
+    assert "no service is running" in json.loads(get["bundle.json"])["note"]

@@ -20,8 +20,7 @@ from web.app import json_error
 
 COOKIE = "hearth_session"
 # the device API, firmware downloads, the health check, /metrics (own rule), static files, sign-in,
-# /local/: routes for commands on this machine; each checks its own token (appliance/support/channel.py)
-PUBLIC_PREFIXES = ("/v1/", "/firmware/", "/static/", "/local/")
+PUBLIC_PREFIXES = ("/v1/", "/firmware/", "/static/")
 PUBLIC_PATHS = {"/health", "/metrics", "/login", "/favicon.ico"}
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 300.0

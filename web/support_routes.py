@@ -1,8 +1,7 @@
-"""The support bundle over HTTP (appliance/support/): for the System page and for `hearth support bundle`.
+"""The support bundle (appliance/support/) for the System page and for `hearth support bundle`.
 
     GET /api/system/support-bundle   signed in (the System page's button): the .tar.gz, never cached
-    GET /local/support-bundle        the command's loopback channel: `Authorization: Bearer <token>`
-                                     from <data>/secrets/support.json, from this machine only
+    control action `support.bundle`  the command's way in (appliance/control.py: local socket only)
 """
 
 from __future__ import annotations
@@ -43,20 +42,16 @@ def live(app: bottle.Bottle, service) -> bundle.Live:
 
 
 def install(app: bottle.Bottle, service) -> None:
-    def download():
-        try:
-            data = bundle.build(service.settings, live(app, service))
-        except SecretInBundle as exc:
-            return json_error(500, "secret_in_bundle", str(exc))
-        return attachment(data, "application/gzip", bundle.NAME)
+    def build() -> bytes:
+        return bundle.build(service.settings, live(app, service))
+
+    if getattr(service, "control", None) is not None:
+        channel.serve(service, build)
 
     @app.get("/api/system/support-bundle")
     def signed_in_download():
-        return download()
-
-    @app.get(channel.ROUTE)
-    def local_download():
-        token = getattr(service, "support_token", "")
-        if not channel.allowed(bottle.request.environ, token, service.settings.web.bind):
-            return json_error(401, "unauthorized", "this route is for 'hearth support bundle' on this machine")
-        return download()
+        try:
+            data = build()
+        except SecretInBundle as exc:
+            return json_error(500, "secret_in_bundle", str(exc))
+        return attachment(data, "application/gzip", bundle.NAME)
