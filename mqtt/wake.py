@@ -87,6 +87,7 @@ class WakeDetected(Message):
     model: str = ""
     score: float = 0.0                # the model's probability at the detection
     level_dbfs: float = 0.0           # loudness of the wake word at this device
+    engine: str = ""                  # openwakeword | microwakeword: which engine heard it
 
 
 @dataclass(frozen=True)

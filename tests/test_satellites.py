@@ -49,8 +49,23 @@ def test_stream_without_the_wake_word_is_not_detected(device, speech):
 
 
 def test_micro_wake_word_engine_per_device(device, speech):
-    heard = satellite.run(device(), lead(speech(WAKE), 0.5), engine="microwakeword", model="hey_mycroft")
-    assert heard.of("detected") and heard.of("final"), heard.events
+    """Each device picks its engine: the one it asked for is the one that hears the wake word."""
+    results = {}
+    links = {engine: device() for engine in ("microwakeword", "openwakeword")}
+
+    def run(engine):
+        results[engine] = satellite.run(links[engine], lead(speech(WAKE), 0.5), engine=engine, model="hey_mycroft",
+                                        room=f"engine-{engine}")      # own rooms: no arbitration between them
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in ("microwakeword", "openwakeword")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for engine, heard in results.items():
+        detected = heard.of("detected")
+        assert len(detected) == 1 and detected[0].engine == engine, (engine, heard.events)
+        assert heard.of("final"), heard.events
 
 
 def test_only_the_louder_device_answers(device, speech):

@@ -59,10 +59,19 @@ def test_unknown_engine_device_and_bad_model_dir_are_named(tmp_path):
         load_engine(SttSettings(device="tpu"))
 
 
-def test_auto_device_is_cpu_without_cuda():
-    """These machines have no GPU: 'auto' must pick the CPU with int8 (CUDA would pick float16)."""
+def test_auto_device_follows_what_ctranslate2_sees():
+    """'auto' takes CUDA when CTranslate2 sees a device and the CPU otherwise, and the model it loaded
+    really runs there (CTranslate2's own report, not Hearth's choice read back); asking for CUDA
+    where there is none is a clear error, not a silent CPU."""
+    import ctranslate2
+
     from appliance.config import SttSettings
-    from appliance.stt.engines import cuda_available
+    from appliance.stt.engines import SttError
     from appliance.stt.whisper import WhisperEngine
+    gpus = ctranslate2.get_cuda_device_count()
     engine = WhisperEngine(SttSettings())
-    assert engine.device == ("cuda" if cuda_available() else "cpu")
+    assert engine._model.model.device == ("cuda" if gpus else "cpu")
+    assert engine._model.model.compute_type.startswith("float16" if gpus else "int8")
+    if not gpus:
+        with pytest.raises(SttError, match="no CUDA device"):
+            WhisperEngine(SttSettings(device="cuda"))

@@ -8,65 +8,30 @@ transcript, about as well as the engine does on the same samples cut to the comm
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
-import wave
 
 import numpy as np
 import pytest
-from piper.config import SynthesisConfig
 
 from appliance import satellite
-from appliance.audio.pcm import Wav, read_wav, wav_bytes
 from conftest import word_error_rate
+from voices import RATE, in_room, quiet, say, to_wav
 
 WAKE_WORDS = {"piper": "Hey Mycroft.", "espeak": "hey my croft", "festival": "hey my croft"}
 COMMANDS = ["what time is sunset today", "turn on the kitchen lights", "set a timer for ten minutes"]
 PAUSES = [0.3, 0.8, 1.5]
-RATE = 16000
-
-
-def _say(hearth, voice: str, text: str, tmp) -> np.ndarray:
-    """One utterance in one voice family, as 16 kHz mono samples."""
-    raw, out = tmp / "raw.wav", tmp / "16k.wav"
-    if voice == "piper":     # Piper without its random noise: the same clip every run
-        piper = hearth.service.voices.get(None)
-        pcm = b"".join(c.audio_int16_bytes for c in piper.synthesize(text, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)))
-        with wave.open(str(raw), "wb") as w:
-            w.setnchannels(1), w.setsampwidth(2), w.setframerate(hearth.service.voices.info(None).rate)
-            w.writeframes(pcm)
-    elif voice == "espeak":
-        subprocess.run(["espeak-ng", "-v", "en-gb", "-w", str(raw), text], check=True)
-    else:                    # Festival's diphone voice from Debian (festvox-kallpc16k)
-        subprocess.run(["text2wave", "-eval", "(voice_kal_diphone)", "-o", str(raw)], input=text.encode(), check=True)
-    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out)], check=True)
-    return read_wav(str(out)).pcm
-
-
-def _room(samples: int, seed: int) -> np.ndarray:
-    """Brown room noise (a fan, a fridge) around -33 dBFS."""
-    walk = np.cumsum(np.random.default_rng(seed).normal(0, 1, samples))
-    walk -= np.convolve(walk, np.ones(400) / 400, "same")      # no DC drift
-    return walk * (700 / walk.std())
-
-
-def _wav(samples: np.ndarray) -> Wav:
-    return read_wav(wav_bytes(np.clip(samples, -32768, 32767).astype("<i2").tobytes(), RATE))
-
 
 @pytest.mark.parametrize("voice", ["piper", "espeak", "festival"])
-def test_command_after_a_pause_is_transcribed(hearth, device, tmp_path, voice):
-    wake = np.frombuffer(_say(hearth, voice, WAKE_WORDS[voice], tmp_path), "<i2")
-    said = {c: np.frombuffer(_say(hearth, voice, c, tmp_path), "<i2") for c in COMMANDS}
+def test_command_after_a_pause_is_transcribed(hearth, device, voice):
+    wake = say(hearth, voice, WAKE_WORDS[voice])
+    said = {c: say(hearth, voice, c) for c in COMMANDS}
     cases = []                                     # every command after every pause
     for pause in PAUSES:
         for command in COMMANDS:
-            gap = np.zeros(int(pause * RATE))
-            dry = np.concatenate([np.zeros(RATE), wake, gap, said[command], np.zeros(int(2.5 * RATE))])
-            clip = dry + _room(len(dry), seed=len(cases))
-            start = RATE + len(wake) + len(gap) - int(0.3 * RATE)
-            cases.append((command, pause, _wav(clip), _wav(clip[start:])))
+            clip = in_room([quiet(1.0), wake, quiet(pause), said[command], quiet(2.5)], seed=len(cases))
+            start = RATE + len(wake) + int(pause * RATE) - int(0.3 * RATE)
+            cases.append((command, pause, to_wav(clip), to_wav(clip[start:])))
     links = [device() for _ in cases]              # one satellite per case, each in its own room
     heard: dict[int, satellite.Heard] = {}
 
@@ -95,19 +60,15 @@ def test_command_after_a_pause_is_transcribed(hearth, device, tmp_path, voice):
     assert total <= alone_total + 0.05, msg
 
 
-def _cases(hearth, tmp, voice: str, command: str) -> list[tuple[float, np.ndarray]]:
+def _cases(hearth, voice: str, command: str) -> list[tuple[float, np.ndarray]]:
     """The wake word, a pause, the command, in room noise: one clip per pause."""
-    wake = np.frombuffer(_say(hearth, voice, WAKE_WORDS[voice], tmp), "<i2")
-    said = np.frombuffer(_say(hearth, voice, command, tmp), "<i2")
-    out = []
-    for pause in PAUSES:
-        dry = np.concatenate([np.zeros(RATE), wake, np.zeros(int(pause * RATE)), said, np.zeros(int(2.0 * RATE))])
-        out.append((pause, dry + _room(len(dry), seed=int(pause * 10))))
-    return out
+    wake, said = say(hearth, voice, WAKE_WORDS[voice]), say(hearth, voice, command)
+    return [(pause, in_room([quiet(1.0), wake, quiet(pause), said, quiet(2.0)], seed=int(pause * 10)))
+            for pause in PAUSES]
 
 
 @pytest.mark.parametrize("voice", ["espeak", "festival"])
-def test_hermes_wake_then_start_listening_after_a_pause(compat_hearth, tmp_path, voice):
+def test_hermes_wake_then_start_listening_after_a_pause(compat_hearth, voice):
     """Rhasspy's flow: Hearth detects the wake word in the streamed audio, the dialogue manager sends
     startListening (stopOnSilence), the command comes after a pause and is captured whole."""
     import json
@@ -116,11 +77,11 @@ def test_hermes_wake_then_start_listening_after_a_pause(compat_hearth, tmp_path,
     from test_hermes import Satellite
 
     command = "what time is sunset today"
-    clips = _cases(compat_hearth, tmp_path, voice, command)
+    clips = _cases(compat_hearth, voice, command)
     sat = Satellite(compat_hearth)
     sites = {f"pause-{voice}-{i}": clip for i, (_pause, clip) in enumerate(clips)}
     try:
-        senders = [threading.Thread(target=sat.stream, args=(site, _wav(clip), True)) for site, clip in sites.items()]
+        senders = [threading.Thread(target=sat.stream, args=(site, to_wav(clip), True)) for site, clip in sites.items()]
         for t in senders:
             t.start()
         captured: dict[str, str] = {}
@@ -148,7 +109,7 @@ def test_hermes_wake_then_start_listening_after_a_pause(compat_hearth, tmp_path,
 
 
 @pytest.mark.parametrize("voice", ["espeak", "festival"])
-def test_wyoming_detect_then_transcribe_after_a_pause(compat_hearth, tmp_path, voice):
+def test_wyoming_detect_then_transcribe_after_a_pause(compat_hearth, voice):
     """Home Assistant's flow over Wyoming: `detect` on the stream, and at the detection a `transcribe`
     of what follows (the pause, then the command), ended by the client."""
     import asyncio
@@ -180,7 +141,7 @@ def test_wyoming_detect_then_transcribe_after_a_pause(compat_hearth, tmp_path, v
     async def all_of(clips):
         return await asyncio.gather(*(one(c) for _p, c in clips))
 
-    clips = _cases(compat_hearth, tmp_path, voice, command)
+    clips = _cases(compat_hearth, voice, command)
     texts = asyncio.run(asyncio.wait_for(all_of(clips), 120))
     for (pause, _clip), text in zip(clips, texts):
         assert word_error_rate(command, text) <= 0.2, (pause, texts)

@@ -247,7 +247,7 @@ class WakeWorker:
         s.mode = ARBITRATING
         self.metrics.inc("hearth_wake_detections_total")
         self.replies.send(w.wake_detected(s.device), w.WakeDetected(
-            stream=s.id, model=s.model.name, score=round(float(score), 4), level_dbfs=level))
+            stream=s.id, model=s.model.name, score=round(float(score), 4), level_dbfs=level, engine=s.model.engine))
         self._feedback(s, "wake")
         decision = self.arbiter.claim(s.room, Claim(s.device, s.id, float(score), level, time.monotonic()))
         if decision is not None:
