@@ -17,7 +17,8 @@ import psutil
 from appliance.config import Settings, config_path
 from appliance.service import Service, broker_config
 from appliance.systemd import Notifier
-from mqtt.broker import BrokerError, ManagedBroker
+from mqtt.broker import BrokerError
+from mqtt.supervisor import BrokerSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
     try:
         setup(settings)
         if manage_broker:
-            broker = ManagedBroker(broker_config(settings), settings.broker.mosquitto, preexec=_die_with_parent)
+            broker = BrokerSupervisor(broker_config(settings), settings.broker.mosquitto, preexec=_die_with_parent)
             service = Service(settings, reload_broker=broker.reload)
         else:
             service = Service(settings)
@@ -126,9 +127,6 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
         print("Hearth is running; press Ctrl-C to stop.", file=out, flush=True)
         systemd.ready()
         while not stop.wait(1.0) and not service.restart_requested.is_set():
-            if broker and not broker.running():
-                log.error("the broker exited; restarting it")
-                broker.start()
             systemd.alive(service.healthy())
         return 0
     finally:
