@@ -2,8 +2,8 @@
 
 A power cut can leave `mosquitto.db` zeroed or torn, and Mosquitto then refuses to start ("Couldn't
 open database"). The 15-byte header proves little (a torn file keeps it), so the check is Mosquitto
-itself: a throwaway broker, on a free loopback port, loads a copy of the file. The appliance's
-`broker-rescue` script runs the same check before its broker unit starts.
+itself: a throwaway broker, on a free loopback port, loads a copy of the file. `hearth run` and
+`hearth broker` (the appliance's broker unit) run it before every start of Mosquitto.
 """
 
 from __future__ import annotations
