@@ -94,8 +94,8 @@ class BrokerConfig:
             "persistence true",
             f"persistence_location {self.persistence}/",
             "autosave_interval 60",
-            # stderr (unbuffered) is a pipe that Hearth reads (mqtt/broker_log.py): connection lines are parsed in
-            # memory and never reach a disk; the rest goes to a size-capped file or the journal
+            # stderr (unbuffered) is a pipe Hearth reads (mqtt/broker_log.py): connection lines are
+            # parsed in memory and never reach a disk; the rest goes to a capped file or the journal
             "log_dest stderr",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             f"pid_file {self.pid_file}",

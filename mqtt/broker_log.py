@@ -57,9 +57,9 @@ class BrokerLines:
             if len(self._pending) > MAX_PENDING:
                 self._pending.popitem(last=False)
         elif m := NEW_CLIENT.search(line):
-            port = self._pending.pop(m.group(1), None)
-            user = m.group(2)
-            if port is not None and self.ports.get(user) != port and (user in self.ports or len(self.ports) < MAX_LOGINS):
+            port, user = self._pending.pop(m.group(1), None), m.group(2)
+            room = user in self.ports or len(self.ports) < MAX_LOGINS
+            if port is not None and self.ports.get(user) != port and room:
                 self.ports[user] = port
                 self._save()
         if CHATTER.search(line):

@@ -39,6 +39,8 @@ def problem(db: Path, executable: str, user: str = "", timeout: float = PROBE_TI
         return None
     if head != DB_MAGIC:
         return "no Mosquitto header (zeroed or overwritten)"
+    for stale in db.parent.glob("probe-*"):        # left by a probe that was killed with Hearth
+        shutil.rmtree(stale, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="probe-", dir=db.parent) as tmp:
         try:
             shutil.copyfile(db, Path(tmp) / "mosquitto.db")
