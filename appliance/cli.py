@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from appliance import admin_cli, config, satellite_cli
+from appliance import admin_cli, broker_cmd, config, satellite_cli
 from appliance.compat import hermes_cli
 from appliance.devices import cli as devices_cli
 from appliance.support import cli as support_cli
@@ -17,6 +17,7 @@ from firmware_cache import cli as firmware_cli
 COMMANDS = """\
   hearth run                       start Mosquitto + the service + the web page (what ./build.sh run does)
   hearth serve                     the service + web page only (Mosquitto runs separately, e.g. under systemd)
+  hearth broker                    Mosquitto alone, supervised by Hearth (the appliance's broker unit)
   hearth setup                     prepare the data directory (config, broker logins and files); idempotent
   hearth client say TEXT --out F   ask the running Hearth to speak TEXT, write a WAV
   hearth client transcribe F.wav   send a WAV as a device would, print the transcript
@@ -62,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli]
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli, broker_cmd]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
 CLIENT_ACTIONS: list = [satellite_cli]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import logging
+import logging.handlers
 import os
 import signal
 import sys
@@ -17,7 +18,8 @@ import psutil
 from appliance.config import Settings, config_path
 from appliance.service import Service, broker_config
 from appliance.systemd import Notifier
-from mqtt.broker import BrokerError, ManagedBroker
+from mqtt.broker import BrokerError
+from mqtt.supervisor import BrokerSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,14 @@ class PidLock:
             self.path.unlink(missing_ok=True)
 
 
+def log_to_file(path: Path, max_bytes: int = 1 << 20, backups: int = 2) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    logging.getLogger().addHandler(handler)
+
+
 def _die_with_parent() -> None:
     """Run in the broker child before exec: it gets SIGTERM if Hearth dies, even by kill -9."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -106,8 +116,9 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
     service = None
     try:
         setup(settings)
-        if manage_broker:
-            broker = ManagedBroker(broker_config(settings), settings.broker.mosquitto, preexec=_die_with_parent)
+        if manage_broker:            # a checkout: a capped log file beside the terminal (the appliance has the journal)
+            log_to_file(settings.data_dir / "logs" / "hearth.log")
+            broker = BrokerSupervisor(broker_config(settings), settings.broker.mosquitto, preexec=_die_with_parent)
             service = Service(settings, reload_broker=broker.reload)
         else:
             service = Service(settings)
@@ -126,9 +137,6 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
         print("Hearth is running; press Ctrl-C to stop.", file=out, flush=True)
         systemd.ready()
         while not stop.wait(1.0) and not service.restart_requested.is_set():
-            if broker and not broker.running():
-                log.error("the broker exited; restarting it")
-                broker.start()
             systemd.alive(service.healthy())
         return 0
     finally:

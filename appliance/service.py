@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import secrets
 import signal
 import time
 from collections.abc import Callable
@@ -57,7 +58,8 @@ def broker_config(settings: Settings) -> BrokerConfig:
         tls = ca.ensure(settings.data_dir / "tls", ca.local_names(settings.broker.advertise_host)).as_tuple()
     return BrokerConfig(directory=settings.data_dir / "broker", bind=settings.broker.bind,
                         port=settings.broker.port, tls_port=settings.broker.tls_port, tls_files=tls,
-                        max_packet_bytes=max(1 << 20, settings.limits.max_frame_bytes * 2))
+                        max_packet_bytes=max(1 << 20, settings.limits.max_frame_bytes * 2),
+                        username_client_ids=not settings.hermes.enabled)
 
 
 class Service:
@@ -132,7 +134,9 @@ class Service:
         login = self.accounts.login(SERVICE_USER)
         creds = Credentials(self.settings.broker.host, self.settings.broker.port, login.username, login.password)
         offline = self.server_info(online=False).to_payload()
-        self.conn = Connection(creds, self.inbound, self.subscriptions, client_id="hearth-service",
+        # the broker names a login's connection after the login (use_username_as_clientid); where it
+        # cannot (Hermes on), this id is random, so no other login can take it over
+        self.conn = Connection(creds, self.inbound, self.subscriptions, client_id=f"hearth-{secrets.token_hex(12)}",
                                will=(topics.server_info(), offline, 1, True),
                                on_connected=self._announce)
         self.conn.start()

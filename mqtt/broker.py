@@ -16,12 +16,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mqtt import broker_log, persistence
+
 SERVICE_USER = "hearth"
-DB_MAGIC = b"\x00\xb5\x00mosquitto db"
 
 
 class BrokerError(RuntimeError):
@@ -62,6 +64,9 @@ class BrokerConfig:
     tls_files: tuple[str, str, str] | None = None  # (cafile, certfile, keyfile)
     max_packet_bytes: int = 1 << 20
     user: str = ""                   # Mosquitto drops root to this user; empty: the current user
+    # every listener replaces a client's id by its login name, so no login can take over another's
+    # connection; off only for Hermes, whose satellites open several connections with one login
+    username_client_ids: bool = True
 
     @property
     def conf(self) -> Path: return self.directory / "mosquitto.conf"
@@ -72,7 +77,9 @@ class BrokerConfig:
     @property
     def persistence(self) -> Path: return self.directory / "db"
     @property
-    def log(self) -> Path: return self.directory / "mosquitto.log"
+    def log(self) -> Path: return self.directory / "mosquitto.log"     # size-capped (broker_log.py)
+    @property
+    def transports(self) -> Path: return self.directory / "transports.json"
     @property
     def pid_file(self) -> Path: return self.directory / "mosquitto.pid"
 
@@ -87,19 +94,29 @@ class BrokerConfig:
             "persistence true",
             f"persistence_location {self.persistence}/",
             "autosave_interval 60",
-            f"log_dest file {self.log}",
+            # stderr (unbuffered) is a pipe Hearth reads (mqtt/broker_log.py): connection lines are
+            # parsed in memory and never reach a disk; the rest goes to a capped file or the journal
+            "log_dest stderr",
+            "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             f"pid_file {self.pid_file}",
             "log_type error",
             "log_type warning",
             "log_type notice",
             "connection_messages true",
+            "set_tcp_nodelay true",          # small replies must not wait for Nagle + delayed ACK
             f"max_packet_size {self.max_packet_bytes}",
-            f"listener {self.port} {self.bind}",
+            *self._listener(self.port),
         ]
         if self.tls_port and self.tls_files:
             cafile, certfile, keyfile = self.tls_files
-            lines += [f"listener {self.tls_port} {self.bind}", f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}"]
+            lines += [*self._listener(self.tls_port), f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}"]
         return "\n".join(lines) + "\n"
+
+    def _listener(self, port: int) -> list[str]:
+        lines = [f"listener {port} {self.bind}"]
+        if self.username_client_ids:
+            lines.append("use_username_as_clientid true")
+        return lines
 
 
 def render_acl(accounts: list[Account]) -> str:
@@ -145,20 +162,6 @@ def write_files(config: BrokerConfig, accounts: list[Account]) -> None:
     _write_private(config.conf, config.render())
 
 
-def rescue_persistence(config: BrokerConfig) -> Path | None:
-    """Move a damaged mosquitto.db aside (a zeroed file after power loss stops Mosquitto starting)."""
-    db = config.persistence / "mosquitto.db"
-    if not db.exists():
-        return None
-    with db.open("rb") as fh:
-        head = fh.read(len(DB_MAGIC))
-    if head == DB_MAGIC:
-        return None
-    aside = db.with_name(f"mosquitto.db.bad-{int(time.time())}")
-    db.rename(aside)
-    return aside
-
-
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -168,43 +171,63 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 
 
 class ManagedBroker:
-    """A Mosquitto child process with Hearth's generated config."""
+    """A Mosquitto child process with Hearth's generated config; its log is read through a pipe."""
 
-    def __init__(self, config: BrokerConfig, executable: str = "mosquitto", preexec=None):
+    def __init__(self, config: BrokerConfig, executable: str = "mosquitto", preexec=None,
+                 sink: broker_log.Sink | None = None):
         self.config = config
         self.executable = executable
         self.preexec = preexec
         self.process: subprocess.Popen | None = None
+        self._pump: threading.Thread | None = None
+        self._conf_started = ""                       # mosquitto.conf as the running broker read it
+        self.lines = broker_log.BrokerLines(config.transports, sink or broker_log.file_sink(config.log))
+
+    def _resolved(self) -> str:
+        # Debian installs it in /usr/sbin, which a non-root PATH may lack
+        return shutil.which(self.executable) or shutil.which(self.executable, path="/usr/sbin:/usr/local/sbin") \
+            or self.executable
 
     def start(self, timeout: float = 10.0) -> None:
-        rescue_persistence(self.config)
+        executable = self._resolved()
+        if shutil.which(executable) is None:
+            raise BrokerError(f"'{self.executable}' not found: install Debian's mosquitto package")
         host = "127.0.0.1" if self.config.bind in ("0.0.0.0", "") else self.config.bind
         if port_open(host, self.config.port):
             raise BrokerError(f"port {self.config.port} is already in use; stop what holds it or set broker.port")
-        # Debian installs it in /usr/sbin, which a non-root PATH may lack
-        executable = shutil.which(self.executable) or shutil.which(self.executable, path="/usr/sbin:/usr/local/sbin") \
-            or self.executable
-        try:
-            self.process = subprocess.Popen(
-                [executable, "-c", str(self.config.conf)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                preexec_fn=self.preexec,
-                # Debian's mosquitto speaks sd_notify itself: our child must not claim to be the service
-                env={k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")},
-            )
-        except FileNotFoundError:
-            raise BrokerError(f"'{self.executable}' not found: install Debian's mosquitto package") from None
+        persistence.rescue(self.config.persistence / "mosquitto.db", executable, self.config.user)
+        self._conf_started = self._conf_text()
+        self.process = subprocess.Popen(
+            [executable, "-c", str(self.config.conf)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec,
+            # Debian's mosquitto speaks sd_notify itself: our child must not claim to be the service
+            env={k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")},
+        )
+        self._pump = broker_log.pump(self.process.stdout, self.lines)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
-                tail = self.config.log.read_text()[-500:] if self.config.log.exists() else ""
-                raise BrokerError(f"mosquitto exited with {self.process.returncode}: {err or tail}")
+                self._pump.join(timeout=2)
+                said = " / ".join(ln.split(": ", 1)[-1] for ln in list(self.lines.recent)[-3:])
+                code = self.process.returncode
+                self.process = None
+                raise BrokerError(f"mosquitto exited with {code}: {said or 'no message'}")
             if port_open(host, self.config.port):
                 return
             time.sleep(0.05)
         self.stop()
         raise BrokerError(f"mosquitto did not open port {self.config.port} within {timeout:.0f} s")
+
+    def _conf_text(self) -> str:
+        try:
+            return self.config.conf.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def conf_changed(self) -> bool:
+        """mosquitto.conf differs from what the running broker read (listener options need a restart)."""
+        return self.running() and self._conf_text() != self._conf_started
 
     def reload(self) -> None:
         """Re-read the password file and ACL (SIGHUP)."""
@@ -213,6 +236,10 @@ class ManagedBroker:
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
 
     def stop(self, timeout: float = 5.0) -> None:
         if not self.process:
@@ -224,6 +251,6 @@ class ManagedBroker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        if self._pump:
+            self._pump.join(timeout=2)
         self.process = None

@@ -30,7 +30,7 @@ def install(service) -> Devices:
     devices.live = True
     service.devices = devices
 
-    presence = Presence(devices.registry, BrokerLog(broker_config(service.settings).log, service.settings.broker.tls_port),
+    presence = Presence(devices.registry, BrokerLog(broker_config(service.settings).transports, service.settings.broker.tls_port),
                         service.settings.limits.max_json_bytes)
     service.subscriptions += [t for t in wire.SUBSCRIPTIONS if t not in service.subscriptions]
     service.inbound.extra["status"] = lambda device, ref, payload: presence.on_status(device, payload)

@@ -3,13 +3,14 @@
 A device's `status` message (retained, with its last will saying `online: false`) sets online and
 last seen. Whether it came over TLS or plain MQTT only the broker knows: Mosquitto logs
 "New connection from ADDR:PORT on port LISTENER." and then "New client connected from ADDR:PORT
-as CLIENT (..., u'USER')."; BrokerLog follows the log and pairs the two lines.
+as CLIENT (..., u'USER')."; the broker's log pump pairs the two lines in memory
+(mqtt/broker_log.py) and BrokerLog reads the result.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 import threading
 from pathlib import Path
 
@@ -18,41 +19,32 @@ from mqtt.devices import DeviceStatus
 
 log = logging.getLogger(__name__)
 
-NEW_CONNECTION = re.compile(r"New connection from (\S+) on port (\d+)\.")
-NEW_CLIENT = re.compile(r"New client connected from (\S+) as .* u'([^']+)'\)")
-
 
 class BrokerLog:
-    """Follows mosquitto.log: which listener port each user last connected through."""
+    """Which listener port each login last connected through, as the broker's log pump saw it.
+
+    Mosquitto's log is read through a pipe by whoever runs the broker (`hearth run` or `hearth
+    broker`, mqtt/broker_log.py), which keeps "login -> listener port" in `transports.json` and
+    never writes the connection lines themselves to disk.
+    """
 
     def __init__(self, path: Path, tls_port: int):
         self.path = path
         self.tls_port = tls_port
-        self._offset = 0
-        self._ports: dict[str, int] = {}        # "addr:port" -> listener port
+        self._stamp: tuple[int, int] | None = None
         self.transport: dict[str, str] = {}     # user -> tls | plain
         self._lock = threading.Lock()
 
     def scan(self) -> dict[str, str]:
         with self._lock:
             try:
-                size = self.path.stat().st_size
-                if size < self._offset:        # the log was rotated or truncated
-                    self._offset = 0
-                with self.path.open("rb") as fh:
-                    fh.seek(self._offset)
-                    chunk = fh.read()
-            except FileNotFoundError:
-                return dict(self.transport)
-            end = chunk.rfind(b"\n") + 1
-            self._offset += end
-            for line in chunk[:end].decode(errors="replace").splitlines():
-                if m := NEW_CONNECTION.search(line):
-                    self._ports[m.group(1)] = int(m.group(2))
-                elif m := NEW_CLIENT.search(line):
-                    port = self._ports.pop(m.group(1), None)
-                    if port is not None:
-                        self.transport[m.group(2)] = "tls" if port == self.tls_port else "plain"
+                st = self.path.stat()
+                if (st.st_mtime_ns, st.st_size) != self._stamp:
+                    ports = json.loads(self.path.read_text())
+                    self.transport = {user: "tls" if port == self.tls_port else "plain" for user, port in ports.items()}
+                    self._stamp = (st.st_mtime_ns, st.st_size)
+            except (FileNotFoundError, ValueError, AttributeError):
+                pass                # not written yet, or caught mid-replace: keep what we knew
             return dict(self.transport)
 
 

@@ -41,7 +41,7 @@ def test_rootfs_is_arm64_with_the_same_contents(rootfs: Path):
     assert int.from_bytes(elf[18:20], "little") == AARCH64, "python3.11 in the Jetson rootfs is not aarch64"
     for path in ("opt/hearth/venv/bin/hearth", "usr/sbin/mosquitto", "usr/sbin/avahi-daemon",
                  "usr/lib/systemd/system/hearth.service", "usr/lib/systemd/system/hearth-mosquitto.service",
-                 "usr/libexec/hearth/setup", "usr/libexec/hearth/broker-rescue"):
+                 "usr/libexec/hearth/setup"):
         assert (rootfs / path).exists(), f"{path} is missing from the Jetson rootfs"
     assert (OUT / "hearth-jetson-kit" / "flash-jetson.sh").exists()
 
