@@ -1,5 +1,8 @@
 """SQLite through one place: a connection factory with WAL on, one transaction(), migrations.
 
+A full disk raises storage.DiskFull from any write; a file SQLite cannot read raises
+DatabaseDamaged naming it (`hearth run` checks and repairs it first: appliance/integrity.py).
+
 Migrations are (id, function) pairs, applied in order, each once, and recorded in the
 `migrations` table. Each room keeps its migrations in its own module and lists them in
 MIGRATION_MODULES; ids carry the room's prefix ("devices_0001_...") so rooms never collide.
@@ -16,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
+
+from appliance.storage import translate
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
@@ -36,6 +41,15 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+class DatabaseDamaged(RuntimeError):
+    """SQLite cannot use the registry file; the message names it and the way out."""
+
+    def __init__(self, path: Path, problem: str):
+        self.db, self.problem = Path(path), problem
+        super().__init__(f"the registry database {path} is damaged ({problem}); start Hearth ('hearth run') to "
+                         "restore the newest good snapshot, or restore a backup on the web page")
+
+
 class Store:
     """The registry database. Safe to share between threads (one connection per thread)."""
 
@@ -44,7 +58,14 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.RLock()
-        self.migrate()
+        try:
+            with translate(self.path.parent):
+                self.migrate()
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                self.close()
+                raise DatabaseDamaged(self.path, str(exc)) from exc
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -66,16 +87,17 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One write transaction; rolled back on any exception."""
-        with self._write_lock:
+        """One write transaction; rolled back on any exception (a full disk raises DiskFull)."""
+        with self._write_lock, translate(self.path.parent):
             db = self.db
             db.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.conn.execute("COMMIT")
             except BaseException:
-                db.conn.execute("ROLLBACK")
+                if db.conn.in_transaction:        # a failed COMMIT (SQLITE_FULL) may leave it open
+                    db.conn.execute("ROLLBACK")
                 raise
-            db.conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
         applied = []
