@@ -25,6 +25,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from appliance.config import Settings, config_path
@@ -169,14 +170,16 @@ class Integrity:
         self._signature = self.last_snapshot.signature if self.last_snapshot else None
         self.snapshot_if_changed()
         s = self.settings.storage
-        self._scheduler = BackgroundScheduler(daemon=True)
+        # its own executor, whose every-run INFO lines stay out of the log
+        logging.getLogger("apscheduler.executors.integrity").setLevel(logging.WARNING)
+        self._scheduler = BackgroundScheduler(daemon=True, executors={"integrity": ThreadPoolExecutor(1)})
         if s.check_interval_h > 0:
             self._scheduler.add_job(self.check_now, "interval", hours=s.check_interval_h, id="integrity-check",
-                                    coalesce=True, max_instances=1, misfire_grace_time=None)
+                                    executor="integrity", coalesce=True, max_instances=1, misfire_grace_time=None)
         if s.snapshot_after_s > 0:
             self._scheduler.add_job(self.snapshot_if_changed, "interval", seconds=s.snapshot_after_s,
-                                    id="snapshot-after-change", coalesce=True, max_instances=1,
-                                    misfire_grace_time=None,
+                                    id="snapshot-after-change", executor="integrity", coalesce=True,
+                                    max_instances=1, misfire_grace_time=None,
                                     next_run_time=dt.datetime.now() + dt.timedelta(seconds=s.snapshot_after_s))
         self._scheduler.start()
 

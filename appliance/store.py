@@ -58,6 +58,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        self._conns: list[sqlite3.Connection] = []      # every thread's, so close() checkpoints the WAL away
         try:
             with translate(self.path.parent):
                 self.migrate()
@@ -75,6 +76,8 @@ class Store:
         # (NORMAL in WAL mode leaves the last commits in the page cache; the boot test caught it).
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        with self._write_lock:
+            self._conns.append(conn)
         return conn
 
     @property
@@ -125,7 +128,12 @@ class Store:
             tx["kv"].upsert({"key": key, "value": value}, pk="key")
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.conn.close()
-            self._local.db = None
+        """Close every thread's connection: the last one checkpoints the WAL into the file and removes it."""
+        with self._write_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
