@@ -35,6 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     store = Store(settings.data_dir / "hearth.db")
     cache = FirmwareCache(settings.firmware, settings.data_dir, store)
+    cache.blobs.reserve = lambda: settings.storage.reserve_mb * 2**20     # fetches leave the low-disk reserve free
     try:
         match args.firmware_command:
             case "status":
