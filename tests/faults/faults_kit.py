@@ -66,11 +66,15 @@ class HearthRun:
         return f"http://127.0.0.1:{self.web_port}"
 
     def start(self, timeout: float = 60) -> "HearthRun":
+        self.launch().wait_running(1, timeout)
+        return self
+
+    def launch(self) -> "HearthRun":
+        """Start `hearth run` without waiting for it (several can then load their engines at once)."""
         self.lines.clear()
         self.proc = subprocess.Popen([HEARTH, "run"], env=self.env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
-        self.wait_running(1, timeout)
         return self
 
     def _read(self, proc: subprocess.Popen) -> None:

@@ -1,0 +1,50 @@
+"""The writer that test_faults_power_cut.py kills with SIGKILL: Hearth's own write paths in a loop
+(pairing through appliance.devices, per-device settings, the config file through appliance.live,
+registry snapshots through appliance.integrity), printing one line per write once it has returned.
+
+    python faults_writer.py DATA_DIR SEED
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import uuid
+from pathlib import Path
+
+from appliance import config, live
+from appliance.devices.manager import Devices
+from appliance.integrity import Integrity
+from appliance.metrics import Metrics
+from appliance.store import Store
+
+
+def main(data: Path, seed: int) -> None:
+    settings = config.load(None, data)
+    store = Store(data / "hearth.db")
+    devices = Devices(store, settings)
+    integrity = Integrity(settings, Metrics())
+    integrity._store = store
+    print("ready", flush=True)
+    newest = None
+    for n in itertools.count(seed * 100000):
+        match n % 4:
+            case 0:
+                state, addr = uuid.uuid4().hex, f"10.{n // 250 % 250}.{n % 250}.7"
+                code, token = devices.request_code(state, addr, "satellite", name=f"dev-{n}")
+                devices.confirm(code, f"dev-{n}")
+                newest = devices.activate(state, token, addr).device.id
+                print(f"device {newest}", flush=True)
+            case 1 if newest:
+                devices.update_settings(newest, location={"name": f"loc-{n}"})
+                print(f"setting {newest} {n}", flush=True)
+            case 2:
+                live.write(settings.with_changes("privacy", retention_days=n))
+                print(f"config {n}", flush=True)
+            case 3 if n % 12 == 3:
+                snap = integrity.snapshot()
+                print(f"snapshot {snap.path.name if snap else 'failed'}", flush=True)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), int(sys.argv[2]))
