@@ -47,7 +47,8 @@ def create(settings: config.Settings, db_path: Path) -> bytes:
             _add(tar, "hearth.toml", config.to_toml(settings).encode())
             tar.add(copy, arcname="hearth.db")
             for snap in Snapshots(settings.data_dir, settings.storage.snapshot_keep_days).list()[:KEEP_NEWEST]:
-                tar.add(snap.path, arcname=f"snapshots/{snap.path.name}")
+                for f in sorted(snap.path.iterdir()):           # files only: no directory members
+                    tar.add(f, arcname=f"snapshots/{snap.path.name}/{f.name}")
         return buf.getvalue()
 
 
