@@ -2,13 +2,20 @@
 (pairing through appliance.devices, per-device settings, the config file through appliance.live,
 registry snapshots through appliance.integrity), printing one line per write once it has returned.
 
-    python faults_writer.py DATA_DIR SEED
+    python faults_writer.py DATA_DIR
+
+reads "SEED AFTER_S" lines on stdin; for each it forks a fresh writer process (the imports are paid
+once, here), lets it write for AFTER_S seconds after it opened the registry, kills it with SIGKILL
+and answers "<n>\n" followed by the n bytes the writer printed (its last line may be cut short).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -46,5 +53,34 @@ def main(data: Path, seed: int) -> None:
                 print(f"snapshot {snap.path.name if snap else 'failed'}", flush=True)
 
 
+def serve(data: Path) -> None:
+    for line in sys.stdin:
+        seed, after_s = line.split()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                  # the writer: a fresh process; nothing of SQLite's was opened before
+            os.close(r)
+            os.dup2(w, 1)
+            try:
+                main(data, int(seed))
+            finally:
+                os._exit(1)
+        os.close(w)
+        out = b""
+        while b"ready\n" not in out:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            out += chunk
+        time.sleep(float(after_s))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        while chunk := os.read(r, 65536):
+            out += chunk
+        os.close(r)
+        sys.stdout.buffer.write(f"{len(out)}\n".encode() + out)
+        sys.stdout.buffer.flush()
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]))
+    serve(Path(sys.argv[1]))

@@ -2,7 +2,8 @@
 
 A writer process (faults_writer.py) pairs devices, saves their settings, rewrites the config file
 and takes registry snapshots through Hearth's own code, printing each write once it has returned;
-it is killed with SIGKILL at a random moment (seeded, so a failure replays). After every cut the
+it is killed with SIGKILL at a random moment (seeded, so a failure replays). Each writer is forked
+from one process that has already imported Hearth, so 30 cuts fit in seconds, not minutes. After every cut the
 registry passes quick_check, every acknowledged device has its login and its settings, the config
 file parses and holds at least the last acknowledged value, and every snapshot is whole.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -25,22 +25,15 @@ WRITER = Path(__file__).with_name("faults_writer.py")
 RUNS = 30
 
 
-def cut(data: Path, seed: int, after_s: float) -> list[str]:
-    """Start the writer, let it write for `after_s`, kill -9; the lines it printed (whole lines only)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(WRITER), str(data), str(seed)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
-    try:
-        first = proc.stdout.readline()
-        assert first == b"ready\n", first + proc.stderr.read()
-        time.sleep(after_s)
-        proc.send_signal(signal.SIGKILL)
-        out = proc.stdout.read()
-    finally:
-        proc.kill()
-        proc.wait(10)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read()
-    return [line for line in out.decode().split("\n")[:-1]]         # the last piece may be half a line
+def cut(writers: subprocess.Popen, seed: int, after_s: float) -> list[str]:
+    """One writer writes for `after_s` and is killed with SIGKILL; the lines it printed (whole lines only)."""
+    writers.stdin.write(f"{seed} {after_s:.3f}\n".encode())
+    writers.stdin.flush()
+    size = writers.stdout.readline()
+    assert size.strip().isdigit(), f"the writer stopped: {size!r} (see writer.log)"
+    out = writers.stdout.read(int(size)).decode()
+    assert out.startswith("ready\n"), out
+    return out.split("\n")[1:-1]               # the last piece may be half a line: not acknowledged
 
 
 def test_power_cuts_during_writes_lose_no_acknowledged_write(tmp_path):
@@ -50,9 +43,24 @@ def test_power_cuts_during_writes_lose_no_acknowledged_write(tmp_path):
     rng = random.Random(20261130)
     devices: set[str] = set()
     settings: dict[str, int] = {}
-    config_at_least, snapshots, t0 = 1, 0, time.monotonic()
+    t0 = time.monotonic()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    log = tmp_path / "writer.log"
+    writers = subprocess.Popen([sys.executable, str(WRITER), str(data)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=log.open("wb"), env=env)
+    try:
+        _cut_and_check(writers, data, rng, devices, settings)
+    finally:
+        writers.kill()
+        writers.wait(10)
+    assert len(devices) >= RUNS // 2 and len(settings) >= RUNS // 3, (len(devices), len(settings))
+    assert time.monotonic() - t0 < 60
+
+
+def _cut_and_check(writers, data: Path, rng: random.Random, devices: set, settings: dict) -> None:
+    config_at_least, snapshots = 1, 0
     for run in range(RUNS):
-        for line in cut(data, run + 1, rng.uniform(0.02, 0.6)):
+        for line in cut(writers, run + 1, rng.uniform(0.02, 0.5)):
             kind, *rest = line.split()
             match kind:
                 case "device":
@@ -81,6 +89,6 @@ def test_power_cuts_during_writes_lose_no_acknowledged_write(tmp_path):
         assert cfg["privacy"]["retention_days"] >= config_at_least, f"run {run}"
         for snap in Snapshots(data, 7).list():
             assert quick_check(snap.db) is None, f"run {run}: {snap.path} is not whole"
-    assert len(devices) >= RUNS // 2 and len(settings) >= RUNS // 3 and snapshots >= 3, \
-        (len(devices), len(settings), snapshots)        # the cuts fell among real writes
-    assert time.monotonic() - t0 < 90
+    assert snapshots >= 3, snapshots            # the cuts fell among real writes of every kind
+    print(f"{RUNS} cuts: {len(devices)} devices, {len(settings)} settings, config up to {config_at_least}, "
+          f"{snapshots} snapshots acknowledged; none lost")
