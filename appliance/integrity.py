@@ -64,6 +64,14 @@ class Repair:
                 f"{self.devices} device(s) from snapshot {self.snapshot}")
 
 
+SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def present(db: Path) -> bool:
+    """The database or any of its side files is on disk (a stale -wal must never meet a restored file)."""
+    return any(db.with_name(db.name + suffix).exists() for suffix in SIDE_FILES)
+
+
 def move_aside(db: Path, reason: str) -> Path:
     """Move the database and its -wal/-shm into <data>/damaged/ (never deleted); returns the new path."""
     folder = db.parent / "damaged"
@@ -74,7 +82,7 @@ def move_aside(db: Path, reason: str) -> Path:
     while target.exists():
         n += 1
         target = folder / f"{db.name}.{stamp}-{n}"
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in SIDE_FILES:
         src = db.with_name(db.name + suffix)
         if src.exists():
             os.replace(src, target.with_name(target.name + suffix))
@@ -129,7 +137,7 @@ class Integrity:
 
     def _restore(self, snap: Snapshot, problem: str) -> Repair:
         with translate(self.settings.data_dir):
-            moved = move_aside(self.db, problem) if self.db.exists() else Path("(missing)")
+            moved = move_aside(self.db, problem) if present(self.db) else Path("(missing)")
             tmp = self.db.with_name(f".{self.db.name}.restore")
             shutil.copyfile(snap.db, tmp)
             fd = os.open(tmp, os.O_RDONLY)

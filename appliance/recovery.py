@@ -20,7 +20,7 @@ import time
 from appliance import backup, live, restart
 from appliance.admin import AdminPassword, first_password_note
 from appliance.config import Settings
-from appliance.integrity import move_aside
+from appliance.integrity import move_aside, present
 from appliance.metrics import Metrics
 from appliance.storage import Disk, atomic_write
 
@@ -71,7 +71,7 @@ class RecoveryService:
         """Check a backup, move the damaged registry aside, put the backup's in place, restart."""
         settings, db = backup.read(data, self.settings.data_dir)     # BackupError: nothing changed
         moved = move_aside(self.db, f"replaced by a backup in recovery mode ({self.damage.problem})") \
-            if self.db.exists() else None
+            if present(self.db) else None
         atomic_write(self.db, db, self.settings.data_dir)
         live.write(settings)
         log.warning("recovery: restored a backup; the damaged registry is kept at %s; restarting", moved)
@@ -80,7 +80,7 @@ class RecoveryService:
 
     def reset(self) -> dict:
         """Move the damaged registry aside and restart with an empty one."""
-        moved = move_aside(self.db, f"reset in recovery mode ({self.damage.problem})") if self.db.exists() else None
+        moved = move_aside(self.db, f"reset in recovery mode ({self.damage.problem})") if present(self.db) else None
         log.warning("recovery: reset to an empty registry; the damaged one is kept at %s; restarting", moved)
         restart.request(self)
         return {"reset": True, "moved_to": str(moved) if moved else None, "restarting": True}

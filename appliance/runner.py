@@ -18,6 +18,7 @@ from appliance.config import Settings, config_path
 from appliance.integrity import Unrepairable
 from appliance.recovery import RecoveryService
 from appliance.service import Service, broker_config
+from appliance.storage import atomic_write
 from appliance.store import DatabaseDamaged
 from appliance.systemd import Notifier
 from mqtt.broker import BrokerError, ManagedBroker
@@ -47,7 +48,7 @@ def setup(settings: Settings) -> Service | None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     cfg = config_path(settings.data_dir)
     if not cfg.exists() and not os.environ.get("HEARTH_CONFIG"):
-        cfg.write_text(_DEFAULT_CONFIG)
+        atomic_write(cfg, _DEFAULT_CONFIG, settings.data_dir)
     return None
 
 

@@ -73,3 +73,27 @@ def test_recovery_mode_restores_a_backup_from_the_page(tmp_path):
     finally:
         assert run.stop() == 0, run.output()
     assert quick_check(db) is None
+
+
+def test_recovery_mode_reset_starts_an_empty_registry(tmp_path):
+    run = HearthRun(tmp_path / "var")
+    db = run.data / "hearth.db"
+    db.write_bytes(b"\xff" * 8192)                              # not a database, and no snapshot at all
+    run.start()
+    try:
+        assert "Hearth is running in recovery mode" in run.output()
+        assert run.admin_password, "a first start in recovery mode still shows the new admin password"
+        http = sign_in(run.base, run.admin_password)
+        refused = http.post(f"{run.base}/api/recovery/reset", json={"confirm": "yes"}, timeout=10)
+        assert refused.status_code == 422 and db.read_bytes() == b"\xff" * 8192      # nothing changed
+        done = http.post(f"{run.base}/api/recovery/reset", json={"confirm": "reset"}, timeout=10)
+        assert done.status_code == 200 and done.json()["restarting"], done.text
+        run.wait_running(times=2)
+        assert run.health()["ok"] is True
+        http = sign_in(run.base, run.admin_password)
+        with DeviceLink(pair(run, http, "Porch")) as link:      # pairing works again from scratch
+            assert len(say(link, "New start.", timeout=30).pcm) > 10000
+    finally:
+        assert run.stop() == 0, run.output()
+    moved = list((run.data / "damaged").glob("hearth.db.*[0-9Z]"))
+    assert len(moved) == 1 and moved[0].read_bytes() == b"\xff" * 8192
