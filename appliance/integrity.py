@@ -30,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from appliance.config import Settings, config_path
 from appliance.snapshots import Snapshot, Snapshots, count_devices, quick_check
-from appliance.storage import atomic_write, fsync_dir, translate
+from appliance.storage import atomic_write, fsync_dir, fsync_file, translate
 
 log = logging.getLogger(__name__)
 GENERATION_KEY = "devices.generation"
@@ -140,11 +140,7 @@ class Integrity:
             moved = move_aside(self.db, problem) if present(self.db) else Path("(missing)")
             tmp = self.db.with_name(f".{self.db.name}.restore")
             shutil.copyfile(snap.db, tmp)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_file(tmp)
             os.replace(tmp, self.db)
             fsync_dir(self.db.parent)
         left = quick_check(self.db)

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.storage import atomic_write, fsync_dir, translate
+from appliance.storage import atomic_write, fsync_dir, fsync_file, translate
 
 log = logging.getLogger(__name__)
 KEEP_NEWEST = 3
+SQLITE_IOERR_SHORT_READ = 522
 MAX_SNAPSHOTS = 200
 
 
@@ -43,7 +43,10 @@ class Snapshot:
 
 
 def quick_check(db: Path) -> str | None:
-    """None when SQLite's quick_check passes, else what is wrong (the file is only read)."""
+    """None when SQLite's quick_check passes, else what is wrong (the file is only read).
+
+    Only damage is an answer: a file SQLite calls corrupt or not a database, or a short read of a
+    truncated one. Anything else (locked, cannot open) raises: never move a good file aside for it."""
     if not db.exists():
         return f"{db} is missing"
     try:
@@ -53,7 +56,11 @@ def quick_check(db: Path) -> str | None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        return str(exc)
+        code = getattr(exc, "sqlite_errorcode", 0) or 0
+        if code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or code == SQLITE_IOERR_SHORT_READ \
+                or type(exc) is sqlite3.DatabaseError:
+            return str(exc)
+        raise
     return None if rows == ["ok"] else "; ".join(rows)
 
 
@@ -93,7 +100,7 @@ class Snapshots:
                 finally:
                     dst.close()
                     src.close()
-                _fsync_file(tmp / "hearth.db")
+                fsync_file(tmp / "hearth.db")
                 if config is not None and config.exists():
                     atomic_write(tmp / "hearth.toml", config.read_bytes(), self.data_dir)
                 atomic_write(tmp / "snapshot.json", json.dumps({"created": now, "devices": devices, "signature": signature}), self.data_dir)
@@ -141,10 +148,3 @@ class Snapshots:
             shutil.rmtree(stale, ignore_errors=True)
         return len(gone)
 
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
