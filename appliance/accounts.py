@@ -7,10 +7,10 @@ device registry; the broker's password file and ACL are written from both.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.storage import atomic_write
 from mqtt.broker import SERVICE_USER, Account, hash_password, new_password
 
 CLI_USER = "hearth-cli"
@@ -42,13 +42,7 @@ class LocalAccounts:
                 changed = True
         if changed:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = self.path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(data, indent=1), self.path.parent.parent, mode=0o600)
         return data
 
     def login(self, user: str) -> Login:

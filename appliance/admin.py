@@ -11,9 +11,10 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from pathlib import Path
+
+from appliance.storage import atomic_write
 
 ADMIN_USER = "admin"
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
@@ -57,13 +58,7 @@ class AdminPassword:
 
     def set(self, password: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(hash_password(password), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(hash_password(password)), self.path.parent.parent, mode=0o600)
 
     def generation(self) -> int:
         """Changes whenever the password does: sessions signed in before a reset stop working."""

@@ -1,7 +1,8 @@
 """One-file backup and restore of the configuration and the registry (the SQLite database).
 
 A backup is a gzip'd tar holding `hearth-backup.json` (format, version, time), `hearth.toml` and
-`hearth.db` (a consistent copy made with SQLite's online backup). Restore checks everything before
+`hearth.db` (a consistent copy made with SQLite's online backup), plus the newest registry
+snapshots under `snapshots/<name>/` (for a person to fall back on; restore ignores them). Restore checks everything before
 it touches anything: the archive, the marker, that the config parses, that the database is a
 Hearth database; then writes the config and copies the database into the live one.
 """
@@ -18,6 +19,7 @@ import tomllib
 from pathlib import Path
 
 from appliance import config
+from appliance.snapshots import KEEP_NEWEST, Snapshots
 
 FORMAT = "hearth-backup"
 VERSION = 1
@@ -44,6 +46,9 @@ def create(settings: config.Settings, db_path: Path) -> bytes:
                                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
             _add(tar, "hearth.toml", config.to_toml(settings).encode())
             tar.add(copy, arcname="hearth.db")
+            for snap in Snapshots(settings.data_dir, settings.storage.snapshot_keep_days).list()[:KEEP_NEWEST]:
+                for f in sorted(snap.path.iterdir()):           # files only: no directory members
+                    tar.add(f, arcname=f"snapshots/{snap.path.name}/{f.name}")
         return buf.getvalue()
 
 

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from appliance import admin_cli, broker_cmd, config, satellite_cli
+from appliance import admin_cli, broker_cmd, config, satellite_cli, storage
 from appliance.compat import hermes_cli
 from appliance.devices import cli as devices_cli
 from appliance.support import cli as support_cli
@@ -73,12 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.command in ("client", "config")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    data_dir = Path(args.data) if args.data else config.default_data_dir()
     try:
         settings = config.load(args.config, Path(args.data) if args.data else None)
+        data_dir = settings.data_dir
         return dispatch(args, settings) or 0
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        if storage.no_space(exc) and not isinstance(exc, storage.StorageError):
+            exc = storage.disk_full(data_dir.resolve())     # one line naming the disk, not "[Errno 28]"
         if args.verbose or not _expected(exc):
             logging.getLogger("hearth").exception("failed")
         print(f"Error: {exc}", file=sys.stderr)
@@ -87,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _expected(exc: Exception) -> bool:
     from appliance.client import ClientError
+    from appliance.integrity import Unrepairable
     from appliance.runner import AlreadyRunning
+    from appliance.store import DatabaseDamaged
     from appliance.stt.engines import SttError
     from appliance.support.channel import ServiceRefused
     from appliance.support.redact import SecretInBundle
@@ -95,7 +101,8 @@ def _expected(exc: Exception) -> bool:
     from mqtt.broker import BrokerError
     from mqtt.client import MqttError
     return isinstance(exc, (config.ConfigError, ClientError, AlreadyRunning, SttError, VoiceError,
-                            BrokerError, MqttError, OSError, ValueError, ServiceRefused, SecretInBundle))
+                            BrokerError, MqttError, OSError, ValueError, ServiceRefused, SecretInBundle,
+                            DatabaseDamaged, Unrepairable))
 
 
 def dispatch(args, settings: config.Settings) -> int:

@@ -136,6 +136,14 @@ class PrivacySettings:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    reserve_mb: int = 256            # below this much free space: no new stored utterances or firmware fetches
+    snapshot_keep_days: int = 7      # registry + settings snapshots (<data>/snapshots) kept this long
+    snapshot_after_s: int = 60       # a snapshot this long after the registry or config changed (0: start and daily only)
+    check_interval_h: int = 24       # SQLite quick_check and a snapshot this often (0: only at start)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
     broker: BrokerSettings = field(default_factory=BrokerSettings)
@@ -151,6 +159,7 @@ class Settings:
     hermes: HermesSettings = field(default_factory=HermesSettings)
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
     def with_changes(self, section: str, **changes) -> "Settings":
         """A copy with some keys of one section changed (validated like the file)."""

@@ -13,6 +13,7 @@ import time
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
 from appliance.sessions import SessionManager
+from appliance.storage import StorageError
 from appliance.tts.speaker import Speaker
 from mqtt import topics
 from mqtt.messages import ProtocolError, SttEnd, SttStart, TtsSay
@@ -59,3 +60,6 @@ class Inbound:
         except ProtocolError as exc:
             self.metrics.error(time.time(), f"{parsed.device}: {exc.code}")
             self.replies.error(parsed.device, exc)
+        except StorageError as exc:          # e.g. a status the registry could not save: data disk full
+            self.metrics.error(time.time(), f"{parsed.device}: {exc.code}")
+            self.replies.error(parsed.device, ProtocolError(exc.code, str(exc), parsed.ref))

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import typing
 from collections.abc import Callable
 
 from appliance import config
+from appliance.storage import atomic_write
 
 log = logging.getLogger(__name__)
 _write_lock = threading.Lock()
@@ -139,12 +139,11 @@ def apply(service, section: str, raw: dict) -> dict:
 
 
 def write(settings: config.Settings) -> None:
+    """The whole config file, atomically (a full disk raises DiskFull and leaves the old file)."""
     path = config.config_path(settings.data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("# Written by Hearth's web page; every key and its default: docs/config.md.\n\n"
-                   + config.to_toml(settings))
-    os.replace(tmp, path)
+    atomic_write(path, "# Written by Hearth's web page; every key and its default: docs/config.md.\n\n"
+                 + config.to_toml(settings), settings.data_dir)
 
 
 def swap(service, new: config.Settings) -> None:

@@ -16,7 +16,11 @@ from pathlib import Path
 import psutil
 
 from appliance.config import Settings, config_path
+from appliance.integrity import Unrepairable
+from appliance.recovery import RecoveryService
 from appliance.service import Service, broker_config
+from appliance.storage import atomic_write
+from appliance.store import DatabaseDamaged
 from appliance.systemd import Notifier
 from mqtt.broker import BrokerError
 from mqtt.supervisor import BrokerSupervisor
@@ -46,7 +50,7 @@ def setup(settings: Settings) -> Service | None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     cfg = config_path(settings.data_dir)
     if not cfg.exists() and not os.environ.get("HEARTH_CONFIG"):
-        cfg.write_text(_DEFAULT_CONFIG)
+        atomic_write(cfg, _DEFAULT_CONFIG, settings.data_dir)
     return None
 
 
@@ -116,12 +120,17 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
     service = None
     try:
         setup(settings)
-        if manage_broker:            # a checkout: a capped log file beside the terminal (the appliance has the journal)
-            log_to_file(settings.data_dir / "logs" / "hearth.log")
-            broker = BrokerSupervisor(broker_config(settings), settings.broker.mosquitto, preexec=_die_with_parent)
-            service = Service(settings, reload_broker=broker.reload)
-        else:
-            service = Service(settings)
+        try:
+            if manage_broker:        # a checkout: a capped log file beside the terminal (the appliance has the journal)
+                log_to_file(settings.data_dir / "logs" / "hearth.log")
+                broker = BrokerSupervisor(broker_config(settings), settings.broker.mosquitto, preexec=_die_with_parent)
+                service = Service(settings, reload_broker=broker.reload)
+            else:
+                service = Service(settings)
+        except (Unrepairable, DatabaseDamaged) as damage:     # the page still comes up: restore or reset there
+            broker = None
+            service = RecoveryService(settings, damage)
+            return _recovery(service, stop, systemd, out)
         service.restart_requested = threading.Event()     # set by the web page's restart button
         service.accounts.ensure()
         service.sync_broker_files()
@@ -149,6 +158,20 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
         if service and service.restart_requested.is_set() and not stop.is_set():
             from appliance import restart
             restart.reexec()
+
+
+def _recovery(service: RecoveryService, stop: threading.Event, systemd: Notifier, out) -> int:
+    """Recovery mode: only the web page runs, until a restore or reset restarts Hearth (or a signal)."""
+    service.start()
+    print(f"web: http://{lan_address(service.settings.web.bind)}:{service.web.port}", file=out, flush=True)
+    for line in service.startup_notes:
+        print(line, file=out, flush=True)
+    print(f"RECOVERY MODE: {service.damage}", file=out, flush=True)
+    print("Hearth is running in recovery mode (only the web page); press Ctrl-C to stop.", file=out, flush=True)
+    systemd.ready()
+    while not stop.wait(1.0) and not service.restart_requested.is_set():
+        systemd.alive(service.healthy())
+    return 0
 
 
 __all__ = ["run", "setup", "AlreadyRunning", "BrokerError", "lan_address"]

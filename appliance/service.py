@@ -19,9 +19,11 @@ from appliance.config import Settings
 from appliance.control import ServiceLock
 from appliance.devices.registry import Registry
 from appliance.inbound import Inbound
+from appliance.integrity import Integrity
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
 from appliance.sessions import SessionManager
+from appliance.storage import Disk
 from appliance.store import Store
 from appliance.stt.decoder import Decoder
 from appliance.stt.engines import load_engine
@@ -71,6 +73,11 @@ class Service:
         self.reload_broker = reload_broker or self._reload_by_pidfile
         self.metrics = Metrics()
         self.accounts = LocalAccounts(settings.data_dir)
+        self.disk = Disk(settings.data_dir, lambda: self.settings.storage.reserve_mb)
+        # quick_check before the Store opens the file; a damaged one is restored from a snapshot
+        # (or Unrepairable is raised: `hearth run` then starts the recovery page)
+        self.integrity = Integrity(settings, self.metrics)
+        self.repair = self.integrity.prepare()
         self.store = Store(settings.data_dir / "hearth.db")
         # more broker logins (devices, Hermes) come from these providers
         # the device registry's logins are here from the start, so the broker knows them before the
@@ -80,6 +87,8 @@ class Service:
         self._stoppers: list[Callable[[], None]] = []
         self.conn: Connection | None = None
         self.startup_notes: list[str] = []     # lines `hearth run` prints once (e.g. a new admin password)
+        if self.repair:
+            self.startup_notes.append(f"registry restored: {self.repair.describe()}")
         # what the rooms (ROOMS) add in their install(service): topics to subscribe, web routes, hooks
         self.subscriptions: list[str] = list(topics.SUBSCRIPTIONS)
         self.web_installers: list[Callable] = []      # fn(app: bottle.Bottle) -> None
@@ -166,6 +175,8 @@ class Service:
             importlib.import_module(module).install(self)
         self.connect()
         self.start_web()
+        self.integrity.start(self.store)
+        self._stoppers.append(self.integrity.stop)
         for hook in self.after_start:
             hook()
 

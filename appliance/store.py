@@ -1,5 +1,8 @@
 """SQLite through one place: a connection factory with WAL on, one transaction(), migrations.
 
+A full disk raises storage.DiskFull from any write; a file SQLite cannot read raises
+DatabaseDamaged naming it (`hearth run` checks and repairs it first: appliance/integrity.py).
+
 Migrations are (id, function) pairs, applied in order, each once, and recorded in the
 `migrations` table. Each room keeps its migrations in its own module and lists them in
 MIGRATION_MODULES; ids carry the room's prefix ("devices_0001_...") so rooms never collide.
@@ -16,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
+
+from appliance.storage import translate
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
@@ -36,6 +41,15 @@ MIGRATIONS: list[Migration] = [
 ]
 
 
+class DatabaseDamaged(RuntimeError):
+    """SQLite cannot use the registry file; the message names it and the way out."""
+
+    def __init__(self, path: Path, problem: str):
+        self.db, self.problem = Path(path), problem
+        super().__init__(f"the registry database {path} is damaged ({problem}); start Hearth ('hearth run') to "
+                         "restore the newest good snapshot, or restore a backup on the web page")
+
+
 class Store:
     """The registry database. Safe to share between threads (one connection per thread)."""
 
@@ -44,7 +58,15 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.RLock()
-        self.migrate()
+        self._conns: list[sqlite3.Connection] = []      # every thread's, so close() checkpoints the WAL away
+        try:
+            with translate(self.path.parent):
+                self.migrate()
+        except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+                self.close()
+                raise DatabaseDamaged(self.path, str(exc)) from exc
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -54,6 +76,8 @@ class Store:
         # (NORMAL in WAL mode leaves the last commits in the page cache; the boot test caught it).
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        with self._write_lock:
+            self._conns.append(conn)
         return conn
 
     @property
@@ -66,16 +90,17 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One write transaction; rolled back on any exception."""
-        with self._write_lock:
+        """One write transaction; rolled back on any exception (a full disk raises DiskFull)."""
+        with self._write_lock, translate(self.path.parent):
             db = self.db
             db.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.conn.execute("COMMIT")
             except BaseException:
-                db.conn.execute("ROLLBACK")
+                if db.conn.in_transaction:        # a failed COMMIT (SQLITE_FULL) may leave it open
+                    db.conn.execute("ROLLBACK")
                 raise
-            db.conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
         applied = []
@@ -103,7 +128,12 @@ class Store:
             tx["kv"].upsert({"key": key, "value": value}, pk="key")
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.conn.close()
-            self._local.db = None
+        """Close every thread's connection: the last one checkpoints the WAL into the file and removes it."""
+        with self._write_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()

@@ -5,6 +5,10 @@ device's session produces is saved under `<data>/utterances/<YYYY-MM-DD>/` as `<
 (16 kHz mono, the audio the engine heard) and `.json` (text, device, time, engine). A sweep deletes
 days older than `retention_days` every hour and at start; the Privacy page exports all of it as one
 zip or deletes it. The settings are read at every use, so a change on the web page applies at once.
+
+Below the low-disk reserve (`[storage] reserve_mb`), or on a full disk, nothing new is stored: the
+device still gets its transcript, then an `Error` (`low_disk` or `disk_full`, with the session as
+ref) saying the utterance was not kept. Each file is written whole or not at all.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from pathlib import Path
 
 from appliance.audio.pcm import ENGINE_FORMAT, wav_bytes
 from appliance.config import PrivacySettings
+from appliance.storage import Disk, StorageError, atomic_write
+from mqtt.messages import ProtocolError
 
 log = logging.getLogger(__name__)
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -30,10 +36,13 @@ SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class UtteranceStore:
-    def __init__(self, root: Path, privacy: Callable[[], PrivacySettings]):
+    def __init__(self, root: Path, privacy: Callable[[], PrivacySettings], disk: Disk | None = None):
         self.root = Path(root)
         self.privacy = privacy
+        self.disk = disk
         self._lock = threading.Lock()
+        # fn(device, ProtocolError) when an utterance was not stored (install: the device's error topic)
+        self.on_refused: Callable[[str, ProtocolError], None] = lambda device, error: None
 
     def on_final(self, device: str, session: str, text: str, audio: bytes, engine: str) -> Path | None:
         """SessionManager's final-transcript hook: save audio + text when storing is on."""
@@ -44,10 +53,22 @@ class UtteranceStore:
         stem = f"{now.strftime('%H%M%S-%f')}-{SAFE.sub('_', device)[:64]}"
         meta = {"text": text, "device": device, "session": session, "engine": engine,
                 "time": now.isoformat(timespec="seconds"), "audio_s": round(len(audio) / ENGINE_FORMAT.bytes_per_second, 3)}
-        with self._lock:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{stem}.wav").write_bytes(wav_bytes(audio, ENGINE_FORMAT.rate))
-            (folder / f"{stem}.json").write_text(json.dumps(meta, ensure_ascii=False))
+        data_dir = self.root.parent
+        try:
+            if self.disk is not None:
+                self.disk.check_reserve("storing utterances")
+            with self._lock:
+                folder.mkdir(parents=True, exist_ok=True)
+                try:
+                    atomic_write(folder / f"{stem}.wav", wav_bytes(audio, ENGINE_FORMAT.rate), data_dir)
+                    atomic_write(folder / f"{stem}.json", json.dumps(meta, ensure_ascii=False), data_dir)
+                except StorageError:
+                    (folder / f"{stem}.wav").unlink(missing_ok=True)     # never audio without its text
+                    raise
+        except StorageError as exc:
+            log.warning("utterance from %s not stored: %s", device, exc)
+            self.on_refused(device, ProtocolError(exc.code, f"utterance not stored: {exc}", session))
+            return None
         return folder / f"{stem}.json"
 
     def _days(self) -> list[Path]:
@@ -136,9 +157,18 @@ class Sweeper:
 
 def install(service) -> None:
     """ROOMS hook: service.utterances, fed by the session manager's final transcripts."""
-    store = UtteranceStore(service.settings.data_dir / "utterances", lambda: service.settings.privacy)
+    store = UtteranceStore(service.settings.data_dir / "utterances", lambda: service.settings.privacy,
+                           service.disk)
+    store.on_refused = lambda device, error: _tell(service, device, error)
     service.utterances = store
     service.sessions.on_final.append(store.on_final)
     sweeper = Sweeper(store)
     sweeper.start()
     service._stoppers.append(sweeper.stop)
+
+
+def _tell(service, device: str, error: ProtocolError) -> None:
+    """An MQTT device hears why its utterance was not stored; other edges (Hermes, Wyoming) only the log."""
+    if device not in service.sessions.sinks:
+        service.metrics.error(time.time(), f"{device}: {error.code}")
+        service.replies.error(device, error)

@@ -46,6 +46,7 @@ class BlobStore:
         self.partials = self.root / "partial"
         self.objects.mkdir(parents=True, exist_ok=True)
         self.partials.mkdir(parents=True, exist_ok=True)
+        self.reserve = lambda: 0     # bytes a fetch must leave free: [storage] reserve_mb (firmware_cache/room.py)
 
     # verified objects
     def path(self, sha256: str) -> Path:
@@ -173,10 +174,12 @@ class BlobStore:
         return shutil.disk_usage(self.root).free
 
     def require_disk(self, needed: int, what: str) -> None:
-        free = self.disk_free()
-        if free < needed:
+        free, reserve = self.disk_free(), self.reserve()
+        if free - reserve < needed:
             raise QuotaError(
-                f"{what} needs {needed // 2**20} MiB but the disk holding {self.root} has {free // 2**20} MiB free; free some space"
+                f"{what} needs {needed // 2**20} MiB but the disk holding {self.root} has {free // 2**20} MiB free"
+                + (f" and keeps {reserve // 2**20} MiB in reserve ([storage] reserve_mb)" if reserve else "")
+                + "; free some space"
             )
 
 

@@ -77,6 +77,7 @@ def _alone(settings: Settings, action: str, params: dict) -> dict:
 
     store = Store(settings.data_dir / "hearth.db")
     cache = FirmwareCache(settings.firmware, settings.data_dir, store)
+    cache.blobs.reserve = lambda: settings.storage.reserve_mb * 2**20     # fetches leave the low-disk reserve free
     try:
         return commands.perform(cache, action, params)
     finally:

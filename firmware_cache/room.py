@@ -18,6 +18,7 @@ def install(service) -> FirmwareCache:
 
     cache = FirmwareCache(service.settings.firmware, service.settings.data_dir, service.store, service._publish)
     service.firmware = cache
+    cache.blobs.reserve = service.disk.reserve_bytes        # fetches leave the low-disk reserve free
     service.subscriptions.extend(fw.SUBSCRIPTIONS)
     for kind in fw.MESSAGES:
         service.inbound.extra[kind] = lambda device, ref, payload, kind=kind: cache.handle_report(device, kind, payload)

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import sqlite3
 import time
 
 import bottle
+
+from appliance import storage
 
 
 def json_error(status: int, code: str, message: str) -> bottle.HTTPResponse:
@@ -40,16 +43,25 @@ def build_app(service) -> bottle.Bottle:
     _gauges(service)
     auth.install(app, service)
     pages.install(app)
+    app.install(disk_full_replies(service.settings.data_dir))
 
     @app.get("/health")
     def health():
         conn = service.conn
+        broker = bool(conn and conn.connected.is_set())
+        disk, integrity = service.disk.state(), service.integrity.state()
+        reasons = [r for r in (None if broker else "not connected to the broker", disk["reason"],
+                               None if integrity["ok"] else f"registry database {integrity['file']} failed "
+                               f"quick_check ({integrity['problem']}): restart Hearth to restore the newest snapshot")
+                   if r]
         bottle.response.content_type = "application/json"
         return json.dumps({
-            "ok": bool(conn and conn.connected.is_set()),
-            "broker": bool(conn and conn.connected.is_set()),
+            "ok": not reasons, "reasons": reasons,
+            "broker": broker,
             "stt": service.engine.name, "tts": service.voices.default,
             "uptime_s": round(time.time() - service.started, 1),
+            "disk": {k: disk[k] for k in ("path", "free_bytes", "reserve_bytes", "full", "low")},
+            "registry": {"ok": integrity["ok"], "repairs": len(integrity["repairs"])},
         })
 
     @app.get("/metrics")
@@ -68,6 +80,21 @@ def build_app(service) -> bottle.Bottle:
     for code in (400, 401, 403, 404, 405, 413, 500):
         app.error(code)(lambda err, code=code: _error_body(err, code))
     return app
+
+
+def disk_full_replies(data_dir):
+    """A bottle plugin: a write that found the data disk full (or under the reserve) answers 507."""
+    def plugin(callback):
+        def wrapper(*args, **kwargs):
+            try:
+                return callback(*args, **kwargs)
+            except (OSError, sqlite3.Error) as exc:
+                if not storage.no_space(exc):
+                    raise
+                err = exc if isinstance(exc, storage.StorageError) else storage.disk_full(data_dir)
+                return json_error(507, err.code, str(err))
+        return wrapper
+    return plugin
 
 
 def _count_requests(app: bottle.Bottle, service) -> None:
@@ -90,6 +117,11 @@ def _gauges(service) -> None:
     m = service.metrics
     m.gauge("hearth_uptime_seconds", lambda: time.time() - service.started)
     m.gauge("hearth_broker_connected", lambda: bool(service.conn and service.conn.connected.is_set()))
+    m.gauge("hearth_disk_free_bytes", lambda: service.disk.free())
+    m.gauge("hearth_disk_reserve_bytes", lambda: service.disk.reserve_bytes())
+    m.gauge("hearth_disk_low", lambda: service.disk.state()["low"])
+    m.gauge("hearth_disk_full", lambda: service.disk.state()["full"])
+    m.gauge("hearth_disk_refused_writes", lambda: service.disk.refused)
     if "hearth_devices_online" not in m.gauges:
         m.gauge("hearth_devices_online", lambda: _online(service))
 

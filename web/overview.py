@@ -1,4 +1,6 @@
-"""Overview: is the box healthy? Broker, engines, queue, CPU, memory, disk, temperature, errors.
+"""Overview: is the box healthy? Broker, engines, queue, CPU, memory, disk, temperature, errors,
+and the data partition: free space against the reserve, the registry's last check and snapshot,
+and any restore from a snapshot in the last 7 days.
 
     GET /              the page
     GET /api/overview  the same facts as JSON
@@ -38,6 +40,7 @@ def facts(service) -> dict:
             "uptime_s": round(time.time() - psutil.boot_time()),
         },
         "service": {"uptime_s": round(time.time() - service.started), "version": _version()},
+        "storage": {"disk": service.disk.state(), "registry": service.integrity.state()},
         "errors": [{"time": when, "text": text} for when, text in reversed(service.metrics.recent_errors[-10:])],
     }
 

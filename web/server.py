@@ -13,10 +13,10 @@ log = logging.getLogger(__name__)
 
 
 class WebServer:
-    def __init__(self, service):
+    def __init__(self, service, app=None):
         self.service = service
         web = service.settings.web
-        self.app = build_app(service)
+        self.app = app or build_app(service)     # recovery mode brings its own (web/recovery_page.py)
         self.server = create_server(self.app, host=web.bind, port=web.port, threads=web.threads,
                                     ident="hearth", channel_timeout=60, clear_untrusted_proxy_headers=True)
         self.port = self.server.effective_port

@@ -2,6 +2,7 @@
 
 One file per (voice, text): a 4-byte chunk count, then each chunk as 4-byte length + PCM, so a
 cached reply streams with the same sentence chunks as a fresh one. Least recently used go first.
+Entries are written whole or not at all; a full disk raises storage.DiskFull (the reply has gone out).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import struct
 import threading
 from pathlib import Path
+
+from appliance.storage import atomic_write
 
 
 class PhraseCache:
@@ -52,10 +55,8 @@ class PhraseCache:
             return
         body = struct.pack("<I", len(chunks)) + b"".join(struct.pack("<I", len(c)) + c for c in chunks)
         path = self._path(voice, text)
-        tmp = path.with_suffix(f".tmp{threading.get_ident()}")
         with self._lock:
-            tmp.write_bytes(body)
-            os.replace(tmp, path)
+            atomic_write(path, body, self.dir.parent)
             entries = sorted(self.dir.glob("*.pcm"), key=lambda p: p.stat().st_mtime)
             for old in entries[: max(0, len(entries) - self.max_entries)]:
                 old.unlink(missing_ok=True)

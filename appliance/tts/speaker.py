@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from appliance.config import TtsSettings
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
+from appliance.storage import StorageError
 from appliance.tts.cache import PhraseCache
 from appliance.tts.voices import VoiceError, Voices
 from mqtt import topics
@@ -95,6 +96,9 @@ class Speaker:
                 self._speak(device, msg, t0)
             except ProtocolError as exc:
                 self.replies.error(device, exc)
+            except StorageError as exc:       # the reply went out; only the phrase cache could not keep it
+                log.warning("phrase not cached for %s: %s", device, exc)
+                self.replies.error(device, ProtocolError(exc.code, f"reply spoken but not cached: {exc}", msg.request))
             except Exception as exc:
                 log.exception("tts failed for %s", device)
                 self.replies.error(device, ProtocolError("tts_failed", f"synthesis failed: {exc}", msg.request))

@@ -1,6 +1,19 @@
 % rebase('base.tpl')
 % from web.format import size, duration, when
 % sysf = f['system']
+% st = f['storage']
+% for r in st['registry']['repairs']:
+<div class="banner-error" role="alert">Registry restored from a snapshot on {{when(r['time'])}}: {{r['text']}}.
+  Devices paired or settings changed after that snapshot must be done again. The damaged file is kept.</div>
+% end
+% if not st['registry']['ok']:
+<div class="banner-error" role="alert">The registry database {{st['registry']['file']}} failed SQLite's check
+  ({{st['registry']['problem']}}). Restart Hearth (System page) to restore the newest good snapshot, or download a backup now.</div>
+% end
+% if st['disk']['reason']:
+<div class="banner-error" role="alert">{{st['disk']['reason']}}. Free space on the data disk (old stored
+  utterances on the Privacy page, firmware images on the Updates page).</div>
+% end
 <section class="grid">
   <div class="card stat">
     <h2>Broker</h2>
@@ -44,6 +57,9 @@
     <dt>CPU</dt><dd>{{sysf['cpu_percent']}} % <span class="hint">{{sysf['cpus']}} cores, load {{' / '.join(str(x) for x in sysf['load'])}}</span></dd>
     <dt>Memory</dt><dd><meter min="0" max="100" value="{{sysf['memory']['percent']}}"></meter> {{size(sysf['memory']['used'])}} of {{size(sysf['memory']['total'])}}</dd>
     <dt>Disk</dt><dd><meter min="0" max="100" value="{{sysf['disk']['percent']}}"></meter> {{size(sysf['disk']['used'])}} of {{size(sysf['disk']['total'])}}</dd>
+    <dt>Data disk</dt><dd>{{size(st['disk']['free_bytes'])}} free <span class="hint">{{st['disk']['path']}}; reserve {{size(st['disk']['reserve_bytes'])}}</span></dd>
+    % snap = st['registry']['last_snapshot']
+    <dt>Registry</dt><dd>{{'checked' if st['registry']['ok'] else 'DAMAGED'}} <span class="hint">{{('last snapshot ' + when(snap['time']) + ', ' + str(snap['devices']) + ' devices') if snap else 'no snapshot yet'}}{{('; snapshot failed: ' + st['registry']['snapshot_error']) if st['registry']['snapshot_error'] else ''}}</span></dd>
     <dt>Temperature</dt><dd>{{'%.0f °C' % sysf['temperature_c'] if sysf['temperature_c'] is not None else 'no sensor on this machine'}}</dd>
   </dl>
 </section>

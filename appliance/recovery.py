@@ -1,0 +1,86 @@
+"""Recovery mode: the registry is damaged beyond repair, yet the web page comes up.
+
+When `hearth.db` cannot be opened or repaired (no good snapshot), `hearth run` starts this instead
+of the service: the web page with the admin sign-in, a page that names the damaged file and the
+two ways out, and `/health` answering ok=false with the reason. Nothing else runs: the broker is
+not started (no device can log in: their logins live in the registry), there is no speech,
+Wyoming or firmware; the device API answers 503 `recovery`.
+
+The ways out, each of which moves the damaged file aside (never deletes it) and restarts Hearth:
+- restore a one-file backup (the System page's download), checked before anything changes;
+- reset: start with an empty registry (devices pair again; config and admin password stay).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from appliance import backup, live, restart
+from appliance.admin import AdminPassword, first_password_note
+from appliance.config import Settings
+from appliance.integrity import move_aside, present
+from appliance.metrics import Metrics
+from appliance.storage import Disk, atomic_write
+
+log = logging.getLogger(__name__)
+
+
+class RecoveryService:
+    """Stands in for Service while the registry is unusable: what the web page and the runner need."""
+
+    mode = "recovery"
+
+    def __init__(self, settings: Settings, damage: Exception):
+        self.settings = settings
+        self.damage = damage                     # Unrepairable or store.DatabaseDamaged: .db, .problem
+        self.db = damage.db
+        self.started = time.time()
+        self.metrics = Metrics()
+        self.metrics.gauge("hearth_recovery_mode", lambda: 1)
+        self.disk = Disk(settings.data_dir, lambda: self.settings.storage.reserve_mb)
+        self.admin = AdminPassword(settings.data_dir)
+        self.startup_notes: list[str] = []
+        if note := first_password_note(self.admin):
+            self.startup_notes.append(note)
+        self.conn = None
+        self.restart_requested = threading.Event()
+        self.web = None
+        log.error("RECOVERY MODE: %s", damage)
+
+    def reason(self) -> str:
+        return f"recovery mode: {self.damage}"
+
+    def start(self) -> None:
+        from web.recovery_page import build_app
+        from web.server import WebServer
+        self.web = WebServer(self, app=build_app(self))
+        self.web.start()
+
+    def healthy(self) -> bool:
+        return self.web is not None and self.web._thread.is_alive()
+
+    def stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+
+    # the ways out
+    def restore(self, data: bytes) -> dict:
+        """Check a backup, move the damaged registry aside, put the backup's in place, restart."""
+        settings, db = backup.read(data, self.settings.data_dir)     # BackupError: nothing changed
+        moved = move_aside(self.db, f"replaced by a backup in recovery mode ({self.damage.problem})") \
+            if present(self.db) else None
+        atomic_write(self.db, db, self.settings.data_dir)
+        live.write(settings)
+        log.warning("recovery: restored a backup; the damaged registry is kept at %s; restarting", moved)
+        restart.request(self)
+        return {"restored": True, "moved_to": str(moved) if moved else None, "restarting": True}
+
+    def reset(self) -> dict:
+        """Move the damaged registry aside and restart with an empty one."""
+        moved = move_aside(self.db, f"reset in recovery mode ({self.damage.problem})") if present(self.db) else None
+        log.warning("recovery: reset to an empty registry; the damaged one is kept at %s; restarting", moved)
+        restart.request(self)
+        return {"reset": True, "moved_to": str(moved) if moved else None, "restarting": True}
