@@ -78,8 +78,8 @@ def _wyoming(args, access: WyomingAccess, devices: Devices) -> None:
             if waiting:
                 print("\nWaiting for a person (hearth devices wyoming allow ADDRESS):")
                 for c in waiting:
-                    wants = f"asked for {c.wants.replace(',', ', ')}; " if c.wants else ""
-                    print(f"  {c.address}  {wants}{c.asks} refused, last {_ago(c.last_seen)}")
+                    wants = f"asked for {c.wants.replace(',', ', ')}, " if c.wants else ""
+                    print(f"  {c.address}  {wants}first seen {_ago(c.first_seen)}, last {_ago(c.last_seen)}")
         case "allow":
             c = access.allow(args.address)
             print(f"Allowed Wyoming clients from {c.address}; {_wait_applied(devices)}.")

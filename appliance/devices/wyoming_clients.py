@@ -81,6 +81,7 @@ class WyomingAccess:
         self._refreshing = threading.Lock()     # one refresh at a time: the newest read wins
         self._allowed: frozenset[str] = frozenset()
         self._knocks: dict[str, tuple[float, int, set]] = {}  # address -> (last write, asks since, wants since)
+        self._written_wants: dict[str, set] = {}                # address -> wants already in its row (a new one is written at once)
         self.refresh()
 
     # what a person does (web page, command line)
@@ -109,6 +110,7 @@ class WyomingAccess:
             self.registry.bump(tx)
         with self._lock:
             self._knocks.pop(address, None)
+            self._written_wants.pop(address, None)
         self.refresh()
         return WyomingClient.from_row(rows[0])
 
@@ -127,16 +129,19 @@ class WyomingAccess:
 
     def knock(self, address: str, event_type: str) -> bool:
         """Count a refused event from `address`; True when its waiting entry is due to be written
-        (`record`, off the event loop): new, or not written for WRITE_EVERY_S."""
+        (`record`, off the event loop): new, asking for something new, or not written for WRITE_EVERY_S."""
         now = time.monotonic()
         with self._lock:
             last, asks, wants = self._knocks.get(address, (0.0, 0, set()))
-            if want := want_of(event_type):
+            want = want_of(event_type)
+            new_want = bool(want) and want not in self._written_wants.get(address, ())
+            if want:
                 wants.add(want)
-            due = not last or now - last >= WRITE_EVERY_S
+            due = not last or now - last >= WRITE_EVERY_S or new_want
             self._knocks[address] = (now if due else last, asks + 1, wants)
             if len(self._knocks) > 4 * max(self.settings.max_waiting, 64):     # bounded, whoever knocks
                 self._knocks = {a: k for a, k in self._knocks.items() if now - k[0] < WRITE_EVERY_S}
+                self._written_wants = {a: w for a, w in self._written_wants.items() if a in self._knocks}
             return due
 
     def record(self, address: str) -> bool:
@@ -145,6 +150,7 @@ class WyomingAccess:
             _, asks, wants = self._knocks.get(address, (0.0, 0, set()))
             if address in self._knocks:
                 self._knocks[address] = (self._knocks[address][0], 0, set())
+            self._written_wants.setdefault(address, set()).update(wants)
         now = time.time()
         with self.store.transaction() as tx:
             tx.execute(f"delete from {TABLE} where state = ? and last_seen <= ?",

@@ -51,7 +51,7 @@
     % for c in w['waiting']:
     <li data-address="{{c['address']}}">
       <span class="who">A Wyoming client (such as Home Assistant) at <b class="addr">{{c['address']}}</b> wants speech
-        <span class="hint">{{'asked for ' + c['wants'].replace(',', ', ') + ' · ' if c.get('wants') else ''}}{{c.get('asks') or 0}} refused · first seen {{when(c.get('first_seen'))}}, last {{when(c.get('last_seen'))}}</span></span>
+        <span class="hint">{{'asked for ' + c['wants'].replace(',', ', ') + ' · ' if c.get('wants') else 'asked what Hearth offers · '}}first seen {{when(c.get('first_seen'))}}, last {{when(c.get('last_seen'))}}</span></span>
       <form method="post" action="/api/wyoming/allow" data-api data-reload>
         <input type="hidden" name="csrf" value="{{csrf}}">
         <input type="hidden" name="address" value="{{c['address']}}">
