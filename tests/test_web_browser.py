@@ -1,5 +1,5 @@
 """The web page in a real browser: headless Chromium from Debian (`chromium` + `chromium-driver`),
-driven by Selenium. Signs in, confirms a pairing request made by a simulated device, changes the
+driven by Selenium. Signs in, pairs a simulated device by typing the code it shows, changes the
 voice, plays a test phrase, revokes the device, and is refused without the CSRF token. Saves
 screenshots of every page at 390 px and 1280 px into tests/artifacts/."""
 
@@ -111,8 +111,16 @@ def test_the_household_flow_in_chromium(web, browser):
                                                              "type": "satellite"}).json()
     assert requests.post(f"{base}/v1/device/activate", json={"state": state, "token": pairing["token"]}).status_code == 401
     d.get(base + "/devices")
+    # the request shows its name and address but not its code: the person types what the device shows
     row = wait(d).until(ec.presence_of_element_located(
-        (By.XPATH, f"//ul[@class='pending']/li[span[@class='code' and text()='{pairing['code']}']]")))
+        (By.XPATH, "//ul[@class='pending']/li[span[@class='who' and contains(., 'Kitchen speaker')]]")))
+    assert "127.0.0.1" in row.text and pairing["code"] not in d.page_source
+    d.execute_script("document.querySelectorAll('li[data-request] form').forEach(f => f.noValidate = true)")
+    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()       # no code typed: refused, nobody let in
+    error = wait(d).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "li[data-request] .err")))
+    assert "type the code" in error.text and not web.service.devices.list()
+    row = d.find_element(By.XPATH, "//ul[@class='pending']/li[span[@class='who' and contains(., 'Kitchen speaker')]]")
+    row.find_element(By.NAME, "code").send_keys(pairing["code"][:3].lower() + " " + pairing["code"][3:])
     row.find_element(By.NAME, "room").send_keys("Kitchen")
     row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(d).until(ec.text_to_be_present_in_element((By.ID, "notice"), "Let Kitchen speaker in"))
