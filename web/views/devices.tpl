@@ -21,7 +21,7 @@
       <form method="post" action="/api/devices/confirm" data-api data-reload>
         <input type="hidden" name="csrf" value="{{csrf}}">
         <input type="hidden" name="request" value="{{p['id']}}">
-        <input name="code" required autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="12" placeholder="Code it shows" aria-label="Code shown by {{label}} at {{p.get('client_addr', '')}}">
+        <input name="code" required autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="12" placeholder="Code" aria-label="Code shown by {{label}} at {{p.get('client_addr', '')}}">
         <input name="room" placeholder="Room (optional)" aria-label="Room for {{label}}" maxlength="64">
         <button type="submit">Pair</button>
       </form>
@@ -50,18 +50,20 @@
   <ul class="pending wyoming-waiting">
     % for c in w['waiting']:
     <li data-address="{{c['address']}}">
-      <span class="who">A Wyoming client (such as Home Assistant) at <b class="addr">{{c['address']}}</b> wants speech
+      <span class="who"><span>A Wyoming client (such as Home Assistant) at <b class="addr">{{c['address']}}</b> wants speech</span>
         <span class="hint">{{'asked for ' + c['wants'].replace(',', ', ') + ' · ' if c.get('wants') else 'asked what Hearth offers · '}}first seen {{when(c.get('first_seen'))}}, last {{when(c.get('last_seen'))}}</span></span>
-      <form method="post" action="/api/wyoming/allow" data-api data-reload>
-        <input type="hidden" name="csrf" value="{{csrf}}">
-        <input type="hidden" name="address" value="{{c['address']}}">
-        <button type="submit">Allow</button>
-      </form>
-      <form method="post" action="/api/wyoming/revoke" data-api data-reload>
-        <input type="hidden" name="csrf" value="{{csrf}}">
-        <input type="hidden" name="address" value="{{c['address']}}">
-        <button type="submit" class="small">Dismiss</button>
-      </form>
+      <div class="actions">
+        <form method="post" action="/api/wyoming/allow" data-api data-reload>
+          <input type="hidden" name="csrf" value="{{csrf}}">
+          <input type="hidden" name="address" value="{{c['address']}}">
+          <button type="submit">Allow</button>
+        </form>
+        <form method="post" action="/api/wyoming/revoke" data-api data-reload>
+          <input type="hidden" name="csrf" value="{{csrf}}">
+          <input type="hidden" name="address" value="{{c['address']}}">
+          <button type="submit" class="secondary">Dismiss</button>
+        </form>
+      </div>
       % err(f"wyoming.{c['address']}")
     </li>
     % end
