@@ -19,7 +19,7 @@ COMMAND = "devices"
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(COMMAND, help="list, pair, rename and revoke devices")
+    p = subparsers.add_parser(COMMAND, help="list, pair, rename and revoke devices; allow Wyoming clients")
     sub = p.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
     ls = sub.add_parser("list", help="the household's devices and the codes waiting for confirmation")
     ls.add_argument("--all", action="store_true", help="include revoked devices")
