@@ -96,6 +96,8 @@ class WakeSettings:
 class DeviceSettings:
     code_ttl_s: int = 600            # a pairing code lives this long
     code_rate_per_min: int = 10      # code and activate calls per client address
+    max_pending: int = 20            # pairing requests waiting for a person, from all addresses
+    max_pending_per_address: int = 3 # ... from one address (repeats of one request count once)
     token_ttl_s: int = 86400
 
 
@@ -116,6 +118,9 @@ class WyomingSettings:
     enabled: bool = True
     bind: str = "0.0.0.0"
     port: int = 10300
+    max_waiting: int = 16            # client addresses waiting for a person's approval
+    waiting_ttl_s: int = 3600        # a waiting address not heard from for this long is dropped
+    max_stream_chars: int = 20000    # text of one synthesize-start .. synthesize-stop stream
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ def test_cli_pair_list_rename_revoke(hearth, capsys):
     url = hearth.web_url
     code = requests.get(f"{url}/v1/device/code", params={"state": "cli", "type": "satellite", "platform": "esp32"}).json()
     rc, out, _ = run_cli(hearth, "list", capsys=capsys)
-    assert rc == 0 and code["code"] in out and "Waiting for confirmation" in out
+    assert rc == 0 and "Asking to pair" in out and "from 127.0.0.1" in out
+    assert code["code"] not in out                  # the person types the code the device shows
     rc, out, _ = run_cli(hearth, "pair", code["code"].lower(), "--name", "Attic", "--room", "attic", capsys=capsys)
     assert rc == 0 and "Paired" in out and "Attic" in out and "the running Hearth has applied it" in out
     login = requests.post(f"{url}/v1/device/activate", json={"state": "cli", "token": code["token"]}).json()

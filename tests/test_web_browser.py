@@ -1,10 +1,11 @@
 """The web page in a real browser: headless Chromium from Debian (`chromium` + `chromium-driver`),
-driven by Selenium. Signs in, confirms a pairing request made by a simulated device, changes the
+driven by Selenium. Signs in, pairs a simulated device by typing the code it shows, changes the
 voice, plays a test phrase, revokes the device, and is refused without the CSRF token. Saves
 screenshots of every page at 390 px and 1280 px into tests/artifacts/."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import uuid
 from pathlib import Path
@@ -31,7 +32,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
-    h = start_web_hearth(tmp_path_factory.mktemp("browser"))
+    h = start_web_hearth(tmp_path_factory.mktemp("browser"), wyoming={"enabled": True})
     yield h
     h.stop()
 
@@ -85,6 +86,26 @@ def fetch(driver, url: str, method: str = "GET", body: dict | None = None, csrf:
     """, url, method, body, csrf)
 
 
+def wyoming_say(port: int, text: str, source: str = "127.0.0.1") -> list[str]:
+    """A Wyoming client from `source` asks Hearth to speak: the event types it gets back."""
+    from wyoming.event import async_read_event, async_write_event
+    from wyoming.tts import Synthesize
+
+    async def go():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        try:
+            await async_write_event(Synthesize(text=text).event(), writer)
+            types = []
+            while (event := await asyncio.wait_for(async_read_event(reader), 30)) is not None:
+                types.append(event.type)
+                if event.type in ("error", "audio-stop"):
+                    break
+            return types
+        finally:
+            writer.close()
+    return asyncio.run(go())
+
+
 def test_the_household_flow_in_chromium(web, browser):
     base = web.web_url
     d = browser
@@ -111,8 +132,16 @@ def test_the_household_flow_in_chromium(web, browser):
                                                              "type": "satellite"}).json()
     assert requests.post(f"{base}/v1/device/activate", json={"state": state, "token": pairing["token"]}).status_code == 401
     d.get(base + "/devices")
+    # the request shows its name and address but not its code: the person types what the device shows
     row = wait(d).until(ec.presence_of_element_located(
-        (By.XPATH, f"//ul[@class='pending']/li[span[@class='code' and text()='{pairing['code']}']]")))
+        (By.XPATH, "//ul[@class='pending']/li[span[@class='who' and contains(., 'Kitchen speaker')]]")))
+    assert "127.0.0.1" in row.text and pairing["code"] not in d.page_source
+    d.execute_script("document.querySelectorAll('li[data-request] form').forEach(f => f.noValidate = true)")
+    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()       # no code typed: refused, nobody let in
+    error = wait(d).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "li[data-request] .err")))
+    assert "type the code" in error.text and not web.service.devices.list()
+    row = d.find_element(By.XPATH, "//ul[@class='pending']/li[span[@class='who' and contains(., 'Kitchen speaker')]]")
+    row.find_element(By.NAME, "code").send_keys(pairing["code"][:3].lower() + " " + pairing["code"][3:])
     row.find_element(By.NAME, "room").send_keys("Kitchen")
     row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(d).until(ec.text_to_be_present_in_element((By.ID, "notice"), "Let Kitchen speaker in"))
@@ -125,6 +154,20 @@ def test_the_household_flow_in_chromium(web, browser):
     d.refresh()
     device = wait(d).until(ec.presence_of_element_located((By.CSS_SELECTOR, f"article[data-device='{mqtt['username']}']")))
     assert "Kitchen speaker" in device.text and "Kitchen" in device.text
+    # Home Assistant (a Wyoming client) is refused until the person allows its address on the page
+    port = web.service.wyoming.port
+    assert wyoming_say(port, "Hello.") == ["error"]
+    assert wyoming_say(port, "Hello.", source="127.0.0.2") == ["error"]       # a stranger stays waiting
+    d.get(base + "/devices")
+    waiting = wait(d).until(ec.presence_of_element_located(
+        (By.CSS_SELECTOR, "#wyoming .wyoming-waiting li[data-address='127.0.0.1']")))
+    assert "127.0.0.1 wants speech" in " ".join(waiting.text.split())
+    waiting.find_element(By.XPATH, ".//button[text()='Allow']").click()
+    wait(d).until(ec.text_to_be_present_in_element((By.ID, "notice"), "Allowed Wyoming clients from 127.0.0.1"))
+    assert wyoming_say(port, "Hello from Home Assistant.")[-1] == "audio-stop"
+    assert wyoming_say(port, "Hello.", source="127.0.0.2") == ["error"]
+    assert d.find_elements(By.CSS_SELECTOR, "#wyoming .wyoming-allowed li[data-address='127.0.0.1']")
+
     # a second request waits, so the screenshots show both parts of the page
     requests.get(f"{base}/v1/device/code", params={"state": uuid.uuid4().hex, "name": "Bedroom satellite"})
     d.refresh()

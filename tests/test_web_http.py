@@ -302,7 +302,8 @@ def test_pairing_rename_move_settings_and_revoke_through_the_api(web, signed_in)
     state = uuid.uuid4().hex
     code = requests.get(f"{base}/v1/device/code", params={"state": state, "name": "Hall speaker"}).json()
     pending = signed_in.get(f"{base}/api/devices").json()["pending"]
-    assert code["code"] in [p["code"] for p in pending]
+    request = next(p for p in pending if p["name"] == "Hall speaker")
+    assert request["client_addr"] == "127.0.0.1" and "code" not in request     # the person types the code
     wrong = signed_in.post(f"{base}/api/devices/confirm", json={"code": "ZZZZZZ"})
     assert wrong.status_code == 422 and "ZZZZZZ" in wrong.json()["errors"]["code"]
     ok = signed_in.post(f"{base}/api/devices/confirm", json={"code": code["code"].lower(), "room": "Hall"})

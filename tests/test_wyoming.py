@@ -1,4 +1,8 @@
-"""The Wyoming server driven by the `wyoming` library's own TCP client, with the real engines."""
+"""The Wyoming server driven by the `wyoming` library's own TCP client, with the real engines.
+
+Wyoming has no login: a person allows the client's address first (here 127.0.0.1, as the
+Devices page or `hearth devices wyoming allow` would). What an unapproved client gets is in
+tests/abuse/test_abuse_wyoming.py."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ def run(coro):
 
 @pytest.fixture(scope="module")
 def port(compat_hearth):
+    compat_hearth.service.wyoming_access.allow("127.0.0.1")
     return compat_hearth.service.wyoming.port
 
 

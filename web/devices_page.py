@@ -1,13 +1,18 @@
-"""Devices: pairing requests waiting for their code to be confirmed, and the household's devices
-(online, last seen, room, type, firmware) with rename, move, revoke and per-device settings.
+"""Devices: pairing requests waiting for a person to type their code, the household's devices
+(online, last seen, room, type, firmware) with rename, move, revoke and per-device settings, and
+the Wyoming clients (Home Assistant) allowed or waiting, by address.
 
     GET  /devices                          the page
-    GET  /api/devices                      {"pending": [...], "devices": [...]}
-    POST /api/devices/confirm              {"code": "ABC123"}: let the device that shows this code in
+    GET  /api/devices                      {"pending": [...], "devices": [...], "wyoming": {...}}
+    POST /api/devices/confirm              {"code": "ABC123", "request"?: id}: let the device that shows this code in
     POST /api/devices/<id>                 {"name": ..., "room": ...}: rename and/or move
     POST /api/devices/<id>/revoke          remove the device and its logins
     GET  /api/devices/<id>/settings        the device's settings
     POST /api/devices/<id>/settings        change them: {"key": value, ...}
+    POST /api/wyoming/allow                {"address": "192.168.1.5"}: let that Wyoming client use speech
+    POST /api/wyoming/revoke               {"address": ...}: take it back (its connections are cut) or dismiss it
+
+Pending requests are listed without their codes: the person types the code the device shows.
 
 The registry is `service.devices` (the device room); without it the page says so.
 """
@@ -42,12 +47,21 @@ def as_dict(row) -> dict:
 def listing(service, with_settings: bool = False) -> dict:
     reg = registry(service)
     if reg is None:
-        return {"available": False, "pending": [], "devices": []}
+        return {"available": False, "pending": [], "devices": [], "wyoming": wyoming_listing(service)}
     devices = [as_dict(d) for d in reg.list()]
     if with_settings:
         for d in devices:
             d["settings"] = device_settings(reg, d["id"])
-    return {"available": True, "pending": [as_dict(p) for p in reg.pending()], "devices": devices}
+    return {"available": True, "pending": [p.public() for p in reg.pending()], "devices": devices,
+            "wyoming": wyoming_listing(service)}
+
+
+def wyoming_listing(service) -> dict:
+    access = getattr(service, "wyoming_access", None)
+    if access is None:
+        return {"enabled": False, "waiting": [], "allowed": []}
+    return {"enabled": service.settings.wyoming.enabled, "port": service.settings.wyoming.port,
+            "waiting": [c.to_dict() for c in access.waiting()], "allowed": [c.to_dict() for c in access.allowed()]}
 
 
 def device_settings(reg, device_id: str) -> dict:
@@ -111,14 +125,19 @@ def install(app: bottle.Bottle, service) -> None:
         reg = need_registry()
         fields = body()
         code = re.sub(r"[\s-]", "", str(fields.get("code") or "")).upper()
-        if not re.fullmatch(r"[A-Z0-9]{4,12}", code):
-            return form_reply(page, "/devices", {"code": "type the code the device shows (letters and digits)"}, values=fields)
         name = str(fields.get("name") or "").strip() or None
         room = str(fields.get("room") or "").strip()
+        request = str(fields.get("request") or "").strip() or None
+        if request and not re.fullmatch(r"[0-9a-f]{16}", request):
+            return form_reply(page, "/devices", {"code": "unknown pairing request: reload the page"}, values=fields)
+        slot = f"{request}.code" if request else "code"       # the message goes next to the field typed in
+        if not re.fullmatch(r"[A-Z0-9]{4,12}", code):
+            return form_reply(page, "/devices", {slot: "type the code the device shows or says (letters and digits)"},
+                              values=fields)
         try:
-            device = reg.confirm(code, name, room)
+            device = reg.confirm(code, name, room, request)
         except (LookupError, ValueError) as exc:
-            return form_reply(page, "/devices", {"code": registry_error(exc)}, values=fields)
+            return form_reply(page, "/devices", {slot: registry_error(exc)}, values=fields)
         label = device.name if device is not None else code
         return form_reply(page, "/devices", notice=f"Let {label} in; it finishes pairing by itself within seconds.",
                           data={"device": as_dict(device) if device is not None else None})
@@ -157,6 +176,35 @@ def install(app: bottle.Bottle, service) -> None:
         except (LookupError, ValueError) as exc:
             return form_reply(page, "/devices", {f"{device_id}.revoke": registry_error(exc)})
         return form_reply(page, "/devices", notice="Removed the device; its logins no longer work.")
+
+    def need_access():
+        access = getattr(service, "wyoming_access", None)
+        if access is None:
+            raise bad_request("this Hearth has no list of Wyoming clients", "unavailable", 503)
+        return access
+
+    @app.post("/api/wyoming/allow")
+    def wyoming_allow():
+        access = need_access()
+        fields = body()
+        try:
+            client = access.allow(str(fields.get("address") or ""))
+        except (LookupError, ValueError) as exc:
+            return form_reply(page, "/devices", {"address": registry_error(exc)}, values=fields)
+        return form_reply(page, "/devices", notice=f"Allowed Wyoming clients from {client.address}.",
+                          data={"client": client.to_dict()})
+
+    @app.post("/api/wyoming/revoke")
+    def wyoming_revoke():
+        access = need_access()
+        fields = body()
+        address = str(fields.get("address") or "")
+        try:
+            client = access.revoke(address)
+        except (LookupError, ValueError) as exc:
+            return form_reply(page, "/devices", {f"wyoming.{address[:64]}": registry_error(exc)}, values=fields)
+        what = "Revoked; its connections are closed." if client.state == "allowed" else "Dismissed."
+        return form_reply(page, "/devices", notice=f"{client.address}: {what}", data={"client": client.to_dict()})
 
     @app.get("/api/devices/<device_id>/settings")
     def get_settings(device_id):

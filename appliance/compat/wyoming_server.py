@@ -5,6 +5,11 @@ goes into the one SessionManager (device id `wyoming:<n>`) and so into the one d
 text to speech comes from the one speaker (service.speaker.stream); wake words from the one
 wake path. Events out of order get a Wyoming `error` event; a header that cannot be read, or a
 payload over the limits, closes that connection; other clients never notice.
+
+Wyoming has no login: a client's address must be allowed by a person (service.wyoming_access,
+appliance/devices/wyoming_clients.py). Until then `describe` is answered and every other event
+gets an `error` event with code `not_approved`, and the address waits on the Devices page. When
+a person revokes an address, its open connections are cut.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from wyoming.wake import Detect
 
 from appliance.compat.wyoming_info import build_info
-from appliance.compat.wyoming_tts import split_sentences, synthesize
+from appliance.compat.wyoming_tts import SentenceStream, synthesize
+from appliance.devices.wyoming_clients import normalize
 from mqtt.messages import AudioFormat, ProtocolError, SttStart
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
 MAX_DATA_BYTES = 64 * 1024
+NOT_APPROVED = "not_approved"      # the error code for a client whose address nobody allowed yet
 _counter = itertools.count(1)
 
 
@@ -104,6 +111,7 @@ class HearthHandler(AsyncEventHandler):
         super().__init__(reader, writer)
         self.server = server
         self.service = server.service
+        self.address = normalize((writer.get_extra_info("peername") or ("0.0.0.0",))[0])
         self.device = f"wyoming:{next(_counter)}"
         self.results: asyncio.Queue = asyncio.Queue()
         self.sink = SessionSink(asyncio.get_running_loop(), self.results, self.service.sessions.sinks, self.device)
@@ -114,9 +122,10 @@ class HearthHandler(AsyncEventHandler):
         self.session: str | None = None               # the open STT session
         self.streamed = ""                            # transcript text sent as transcript-chunk events
         self.stream_started = False
-        self.tts_stream: dict | None = None           # synthesize-start .. synthesize-stop state
+        self.tts_stream: SentenceStream | None = None  # synthesize-start .. synthesize-stop
         self.detector = None
         self._forwarder = asyncio.create_task(self._forward_results())
+        server.handlers.add(self)
 
     async def run(self) -> None:
         try:
@@ -136,6 +145,10 @@ class HearthHandler(AsyncEventHandler):
 
     async def handle_event(self, event: Event) -> bool:
         self.service.metrics.inc("hearth_wyoming_events_total")
+        if not self.server.access.is_allowed(self.address):
+            await self._not_approved(event.type)
+            if not Describe.is_type(event.type):
+                return True
         try:
             return await self._handle(event)
         except (ProtocolError, ValueError, KeyError, TypeError) as exc:
@@ -160,20 +173,20 @@ class HearthHandler(AsyncEventHandler):
             await self._audio_stop()
         elif SynthesizeStart.is_type(t):
             start = SynthesizeStart.from_event(event)
-            self.tts_stream = {"voice": start.voice.name if start.voice else None, "text": ""}
+            self.tts_stream = SentenceStream(start.voice.name if start.voice else None,
+                                             self.server.max_stream_chars, self.service.settings.tts.max_text_chars)
         elif SynthesizeChunk.is_type(t):
             if self.tts_stream is None:
                 raise ProtocolError("out-of-order", "synthesize-chunk before synthesize-start")
-            self.tts_stream["text"] += SynthesizeChunk.from_event(event).text
-            done, self.tts_stream["text"] = split_sentences(self.tts_stream["text"])
-            for sentence in done:
-                await synthesize(self, sentence, self.tts_stream["voice"])
+            stream = self.tts_stream
+            for sentence in stream.feed(SynthesizeChunk.from_event(event).text):   # too_large past the cap
+                await synthesize(self, sentence, stream.voice)
         elif SynthesizeStop.is_type(t):
             if self.tts_stream is None:
                 raise ProtocolError("out-of-order", "synthesize-stop before synthesize-start")
-            rest, voice, self.tts_stream = self.tts_stream["text"].strip(), self.tts_stream["voice"], None
-            if rest:
-                await synthesize(self, rest, voice)
+            stream, self.tts_stream = self.tts_stream, None
+            for sentence in stream.rest():
+                await synthesize(self, sentence, stream.voice)
             await self.write_event(SynthesizeStopped().event())
         elif Synthesize.is_type(t):
             if self.tts_stream is None:           # inside a stream it only repeats the text, for old servers
@@ -245,6 +258,28 @@ class HearthHandler(AsyncEventHandler):
         await self.write_event(TranscriptChunk(text=text[len(self.streamed):]).event())
         self.streamed = text
 
+    async def _not_approved(self, event_type: str) -> None:
+        """A client from an address nobody allowed: it waits on the Devices page; only describe works."""
+        access = self.server.access
+        if access.knock(self.address, event_type):
+            await asyncio.to_thread(access.record, self.address)
+        if Describe.is_type(event_type):
+            return
+        self.service.metrics.inc("hearth_wyoming_refused_total")
+        await self.write_event(Error(text=f"Hearth has not approved Wyoming clients from {self.address}: allow this "
+                                          f"address on Hearth's Devices page, or run: hearth devices wyoming allow "
+                                          f"{self.address}", code=NOT_APPROVED).event())
+
+    async def revoked(self) -> None:
+        """A person revoked this client's address: say so, and close the connection."""
+        try:
+            await asyncio.wait_for(self.write_event(Error(
+                text=f"a person revoked Wyoming access for {self.address} on Hearth", code=NOT_APPROVED).event()), 1)
+        except (ConnectionError, RuntimeError, asyncio.TimeoutError):
+            pass
+        self.writer.close()
+        self.reader.feed_eof()
+
     async def _error(self, text: str, code: str | None) -> None:
         log.info("wyoming error to %s: %s %s", self.device, code, text)
         self.service.metrics.error(time.time(), f"{self.device}: {code}")
@@ -254,6 +289,7 @@ class HearthHandler(AsyncEventHandler):
             pass
 
     async def disconnect(self) -> None:
+        self.server.handlers.discard(self)
         self._forwarder.cancel()
         if self.session is not None:
             self.sink.closed = True               # the session times out and the sink removes itself then
@@ -269,6 +305,9 @@ class WyomingServer:
         s = service.settings
         self.bind, self.port = s.wyoming.bind, s.wyoming.port
         self.max_payload = max(s.limits.max_frame_bytes, 1 << 16)
+        self.max_stream_chars = s.wyoming.max_stream_chars
+        self.access = service.wyoming_access           # who may use it (the device room's list)
+        self.handlers: set[HearthHandler] = set()       # open connections (the event loop's thread only)
         self.loop = asyncio.new_event_loop()
         self._server: AsyncTcpServer | None = None
         self._ready = threading.Event()
@@ -281,6 +320,14 @@ class WyomingServer:
             from appliance.service import VERSION
             self._info = build_info(self.service, self._wake.models if self._wake else [], VERSION)
         return self._info
+
+    def cut(self, address: str) -> None:
+        """Close every connection from a revoked address (any thread)."""
+        def _cut():
+            for handler in [h for h in self.handlers if h.address == address]:
+                handler.closing = self.loop.create_task(handler.revoked())   # held: the loop keeps weak refs
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(_cut)
 
     def wake_detector(self, names):
         if self._wake is None:
@@ -333,6 +380,7 @@ def install(service) -> None:
         return
     server = WyomingServer(service)
     service.wyoming = server
+    service.wyoming_access.on_revoked.append(server.cut)
     from appliance.compat import wyoming_wake
     server._wake = wyoming_wake.adapter(service)
     service.after_start.append(server.start)

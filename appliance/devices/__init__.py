@@ -1,8 +1,10 @@
 """Devices that belong: pairing with a person in the loop, a broker login and ACL per device, the
-registry with per-device settings, presence, and the Mycroft-compatible device API.
+registry with per-device settings, presence, the Mycroft-compatible device API, and the Wyoming
+clients a person allowed.
 
 `install(service)` (listed in appliance.service.ROOMS) wires it all into the running service and
-makes `service.devices` (a manager.Devices) the API for the web page and everything else.
+makes `service.devices` (a manager.Devices) the API for the web page and everything else, and
+`service.wyoming_access` (a wyoming_clients.WyomingAccess) the list of allowed Wyoming clients.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import threading
 from appliance.devices.errors import DeviceError
 from appliance.devices.manager import Devices
 from appliance.devices.presence import BrokerLog, Presence
+from appliance.devices.wyoming_clients import WyomingAccess
 from mqtt import devices as wire
 from mqtt.messages import ProtocolError
 
@@ -29,6 +32,7 @@ def install(service) -> Devices:
     devices.publish = service._publish
     devices.live = True
     service.devices = devices
+    service.wyoming_access = WyomingAccess(service.store, devices.registry, service.settings.wyoming)
 
     presence = Presence(devices.registry, BrokerLog(broker_config(service.settings).transports, service.settings.broker.tls_port),
                         service.settings.limits.max_json_bytes)
@@ -40,7 +44,7 @@ def install(service) -> Devices:
     service.web_installers.append(lambda app: device_api.install(app, service))
 
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(devices, stop), name="devices-watch", daemon=True)
+    watcher = threading.Thread(target=_watch, args=(devices, service.wyoming_access, stop), name="devices-watch", daemon=True)
     service.after_start.append(watcher.start)
     service._stoppers.append(lambda: (stop.set(), watcher.join(timeout=2) if watcher.is_alive() else None))
     devices.apply()            # the broker learns the registry's logins now
@@ -55,11 +59,13 @@ def _settings_get(devices: Devices, device: str, payload: bytes, max_json: int) 
         raise ProtocolError(exc.code, exc.message) from None
 
 
-def _watch(devices: Devices, stop: threading.Event) -> None:
-    """Apply changes made by another process (`hearth devices ...`) to the broker and the devices."""
+def _watch(devices: Devices, wyoming: WyomingAccess, stop: threading.Event) -> None:
+    """Apply changes made by another process (`hearth devices ...`) to the broker, the devices and
+    the Wyoming server (a revoked client's connections are cut)."""
     while not stop.wait(WATCH_INTERVAL_S):
         try:
             if devices.changed_elsewhere():
+                wyoming.refresh()
                 devices.apply()
         except Exception:        # the registry or the broker files; try again next round
             log.exception("applying a registry change failed")

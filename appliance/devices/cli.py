@@ -1,8 +1,8 @@
-"""`hearth devices list | pair CODE | rename ID NAME | revoke ID`.
+"""`hearth devices list | pair CODE | rename ID NAME | revoke ID | wyoming list|allow ADDR|revoke ADDR`.
 
 Works on the registry in the data directory; the running Hearth notices the change within a
-second and applies it (broker logins, disconnects, settings). The command waits for that and says
-whether it happened, or that it takes effect when Hearth next starts.
+second and applies it (broker logins, disconnects, settings, Wyoming clients). The command waits
+for that and says whether it happened, or that it takes effect when Hearth next starts.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import time
 from appliance.config import Settings
 from appliance.devices.manager import APPLIED_KEY, Devices
 from appliance.devices.registry import Device
+from appliance.devices.wyoming_clients import WyomingAccess, WyomingClient
 from appliance.store import Store
 
 COMMAND = "devices"
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser(COMMAND, help="list, pair, rename and revoke devices")
+    p = subparsers.add_parser(COMMAND, help="list, pair, rename and revoke devices; allow Wyoming clients")
     sub = p.add_subparsers(dest="devices_command", required=True, metavar="ACTION")
     ls = sub.add_parser("list", help="the household's devices and the codes waiting for confirmation")
     ls.add_argument("--all", action="store_true", help="include revoked devices")
@@ -31,6 +32,12 @@ def add_parser(subparsers) -> None:
     rename.add_argument("name")
     revoke = sub.add_parser("revoke", help="remove a device: its login, tokens and settings go")
     revoke.add_argument("id", help="device id (or a unique start of it, or its name)")
+    wy = sub.add_parser("wyoming", help="Wyoming clients (Home Assistant): list, allow or revoke an address")
+    wy_sub = wy.add_subparsers(dest="wyoming_command", required=True, metavar="ACTION")
+    wy_sub.add_parser("list", help="allowed addresses and the ones waiting for a person")
+    wy_sub.add_parser("allow", help="let Wyoming clients from this address use speech").add_argument("address")
+    wy_sub.add_parser("revoke", help="take an address back (its connections close) or dismiss a waiting one"
+                      ).add_argument("address")
 
 
 def _ago(t: float | None) -> str:
@@ -61,6 +68,27 @@ def _wait_applied(devices: Devices, timeout: float = 3.0) -> str:
     return "Hearth is not running (or not answering): it takes effect when Hearth starts"
 
 
+def _wyoming(args, access: WyomingAccess, devices: Devices) -> None:
+    match args.wyoming_command:
+        case "list":
+            allowed, waiting = access.allowed(), access.waiting()
+            print("Allowed Wyoming clients:" if allowed else "No Wyoming client is allowed yet.")
+            for c in allowed:
+                print(f"  {c.address}  allowed {_ago(c.allowed_at)}")
+            if waiting:
+                print("\nWaiting for a person (hearth devices wyoming allow ADDRESS):")
+                for c in waiting:
+                    wants = f"asked for {c.wants.replace(',', ', ')}, " if c.wants else ""
+                    print(f"  {c.address}  {wants}first seen {_ago(c.first_seen)}, last {_ago(c.last_seen)}")
+        case "allow":
+            c = access.allow(args.address)
+            print(f"Allowed Wyoming clients from {c.address}; {_wait_applied(devices)}.")
+        case "revoke":
+            c = access.revoke(args.address)
+            what = "revoked (its open connections are closed)" if c.state == "allowed" else "dismissed"
+            print(f"Wyoming clients from {c.address}: {what}; {_wait_applied(devices)}.")
+
+
 def run(args, settings: Settings) -> int:
     store = Store(settings.data_dir / "hearth.db")
     try:
@@ -71,10 +99,12 @@ def run(args, settings: Settings) -> int:
                 print("\n".join(_table(listed)) if listed else "No devices yet. Pair one: hearth devices pair CODE")
                 pending = devices.pending()
                 if pending:
-                    print("\nWaiting for confirmation (hearth devices pair CODE):")
+                    print("\nAsking to pair (type the code your device shows or says: hearth devices pair CODE):")
                     for p in pending:
                         what = p.name or p.platform or p.device_type
-                        print(f"  {p.code}  {what} from {p.client_addr}, expires in {max(0, p.expires - time.time()):.0f} s")
+                        times = f", asked {p.asked} times" if p.asked > 1 else ""
+                        print(f"  \"{what}\" ({p.device_type}) from {p.client_addr}{times}, "
+                              f"expires in {max(0, p.expires - time.time()):.0f} s")
             case "pair":
                 d = devices.confirm(args.code, args.name, args.room)
                 print(f"Paired {d.id} \"{d.name}\" ({d.device_type}). It gets its login at its next poll; "
@@ -87,6 +117,8 @@ def run(args, settings: Settings) -> int:
                 d = devices.revoke(devices.find(args.id).id)
                 print(f"Revoked {d.id} \"{d.name}\": its broker login, tokens and settings are gone; "
                       f"{_wait_applied(devices)} (the device is disconnected and cannot log in again).")
+            case "wyoming":
+                _wyoming(args, WyomingAccess(store, devices.registry, settings.wyoming), devices)
         return 0
     finally:
         store.close()

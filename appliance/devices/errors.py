@@ -47,5 +47,17 @@ class RateLimited(DeviceError):
     code = "rate_limited"
 
 
+class TooManyPending(DeviceError):
+    """Too many pairing requests are waiting, from one address or from all together."""
+    status = 429
+    code = "too_many_pending"
+
+
+class UnknownClient(DeviceError):
+    """A Wyoming client address that is neither allowed nor waiting."""
+    status = 404
+    code = "unknown_client"
+
+
 class BadSetting(DeviceError):
     code = "bad_setting"

@@ -54,8 +54,8 @@ class Devices:
     def pending(self) -> list[PendingCode]:
         return self.pairing.pending()
 
-    def confirm(self, code: str, name: str | None = None, room: str = "") -> Device:
-        device = self.pairing.confirm(code, name, room)
+    def confirm(self, code: str, name: str | None = None, room: str = "", request: str | None = None) -> Device:
+        device = self.pairing.confirm(code, name, room, request)
         self.apply()
         return device
 

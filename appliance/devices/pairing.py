@@ -9,6 +9,12 @@
 
 Codes live in SQLite (the command line confirms them from another process), expire after
 `devices.code_ttl_s`, and are single use. Code and activate calls are rate limited per client.
+
+Nobody can flood the person's list: a repeat of a waiting request (same address, type, platform
+and name) replaces it and counts as one (`asked` says how often), one address has at most
+`devices.max_pending_per_address` requests waiting and all addresses together
+`devices.max_pending`. The list shows each request's address and the name the device gave, never
+the code: the person types the code the device shows or says, so a name alone admits nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from appliance.config import DeviceSettings
-from appliance.devices.errors import BadCode, BadSetting, BadToken, NotConfirmed, RateLimited
+from appliance.devices.errors import BadCode, BadSetting, BadToken, NotConfirmed, RateLimited, TooManyPending
 from appliance.devices.registry import Device, Registry, check_name, check_type
 from appliance.devices.tokens import TokenBook, Tokens, digest
 from appliance.store import Store
@@ -48,6 +54,18 @@ class PendingCode:
     name: str
     created: float
     expires: float
+    asked: int = 1           # requests collapsed into this one
+    id: str = ""             # names the request on the page without giving its code away
+
+    def public(self) -> dict:
+        """What the page and the API show: everything but the code."""
+        return {"id": self.id, "client_addr": self.client_addr, "device_type": self.device_type,
+                "platform": self.platform, "name": self.name, "created": self.created, "expires": self.expires,
+                "asked": self.asked}
+
+
+def request_id(token_hash: str) -> str:
+    return token_hash[:16]     # a prefix of the hash of a 256-bit secret: says nothing about the code
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,8 @@ class RateLimiter:
             if len(window) >= self.per_minute:
                 raise RateLimited(f"too many {what} calls from {client}; wait {60 - (now - window[0]):.0f} s")
             window.append(now)
+            if len(self._seen) > 4096:          # bounded, however many addresses call
+                self._seen = {k: w for k, w in self._seen.items() if w and w[-1] > now - 60}
 
     def reset(self) -> None:
         with self._lock:
@@ -99,31 +119,50 @@ class Pairing:
             name = check_name(name)
         token = secrets.token_urlsafe(32)
         now = time.time()
+        client_addr, platform = client_addr[:64], str(platform)[:64]
         with self.store.transaction() as tx:
             tx.execute("delete from devices_codes where expires < ?", [now - 3600])
+            waiting = list(tx.query("select * from devices_codes where confirmed_at is null and expires > ?", [now]))
+            mine = [r for r in waiting if r["client_addr"] == client_addr]
+            repeats = [r for r in mine if (r["device_type"], r["platform"], r["name"]) == (device_type, platform, name)]
+            if repeats:                  # the same request again: it replaces the waiting one
+                tx.execute(f"delete from devices_codes where code in ({','.join('?' * len(repeats))})",
+                           [r["code"] for r in repeats])
+            elif len(mine) >= self.settings.max_pending_per_address:
+                raise TooManyPending(f"{len(mine)} pairing requests from {client_addr} already wait for a person "
+                                     f"(at most {self.settings.max_pending_per_address} per address): confirm "
+                                     "or let them expire first")
+            elif len(waiting) >= self.settings.max_pending:
+                raise TooManyPending(f"{len(waiting)} pairing requests already wait for a person (at most "
+                                     f"{self.settings.max_pending}); try again when they are confirmed or expired")
             while True:
                 code = new_code()
                 if not list(tx.query("select 1 from devices_codes where code = ?", [code])):
                     break
             tx["devices_codes"].insert({
-                "code": code, "token_hash": digest(token), "state": state, "client_addr": client_addr[:64],
-                "device_type": device_type, "platform": str(platform)[:64], "name": name,
-                "created": now, "expires": now + self.settings.code_ttl_s})
+                "code": code, "token_hash": digest(token), "state": state, "client_addr": client_addr,
+                "device_type": device_type, "platform": platform, "name": name,
+                "created": now, "expires": now + self.settings.code_ttl_s,
+                "asked": 1 + sum(r["asked"] for r in repeats)})
         return code, token
 
     def pending(self) -> list[PendingCode]:
         rows = self.store.db.query(
             "select * from devices_codes where confirmed_at is null and expires > ? order by created", [time.time()])
         return [PendingCode(r["code"], r["client_addr"], r["device_type"], r["platform"], r["name"],
-                            r["created"], r["expires"]) for r in rows]
+                            r["created"], r["expires"], r["asked"], request_id(r["token_hash"])) for r in rows]
 
-    def confirm(self, code: str, name: str | None = None, room: str = "") -> Device:
-        """A person says this code is one of ours: the device gets an entry (and its login at its next poll)."""
+    def confirm(self, code: str, name: str | None = None, room: str = "", request: str | None = None) -> Device:
+        """A person typed the code a device shows: the device gets an entry (and its login at its next poll).
+        `request`: the id of the waiting request the person typed it for; the code must be that one's."""
         code = normalize_code(code)
         rows = list(self.store.db.query("select * from devices_codes where code = ?", [code]))
         if len(code) != CODE_LENGTH or not rows:
             raise BadCode(f"no pairing code '{code}': check the code the device shows or says")
         row = rows[0]
+        if request and request_id(row["token_hash"]) != request:
+            raise BadCode(f"code {code} belongs to another pairing request, not this one: check which device "
+                          "shows it")
         if row["confirmed_at"]:
             raise BadCode(f"code {code} was already used; ask the device for a new one")
         if row["expires"] <= time.time():

@@ -46,8 +46,24 @@ def _0001_registry(db: sqlite_utils.Database) -> None:
                                 foreign_keys=[("device_id", "devices_devices", "id")])
 
 
+def _0002_code_asks(db: sqlite_utils.Database) -> None:
+    """How often one address asked for the same pairing (duplicates collapse into one request)."""
+    db["devices_codes"].add_column("asked", int, not_null_default=1)
+    db["devices_codes"].create_index(["client_addr"])
+
+
+def _0003_wyoming_clients(db: sqlite_utils.Database) -> None:
+    """Wyoming clients by address: `allowed` by a person, or `waiting` for one (wyoming_clients.py)."""
+    db["devices_wyoming"].create({
+        "address": str, "state": str, "first_seen": float, "last_seen": float, "asks": int, "wants": str,
+        "allowed_at": float,
+    }, pk="address", not_null={"state"}, defaults={"asks": 0, "wants": ""})
+
+
 MIGRATIONS = [
     ("devices_0001_registry", _0001_registry),
+    ("devices_0002_code_asks", _0002_code_asks),
+    ("devices_0003_wyoming_clients", _0003_wyoming_clients),
 ]
 
 

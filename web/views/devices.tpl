@@ -9,35 +9,94 @@
 <section class="card">
   <h2>Waiting to pair</h2>
   % if not d['pending']:
-  <p class="empty">No device is asking to pair. Start pairing on the device: it shows a short code.</p>
+  <p class="empty">No device is asking to pair. Start pairing on the device: it shows or says a short code.</p>
   % else:
+  <p class="hint">Names come from the devices themselves and prove nothing. Pair a request by typing the code your own device shows or says.</p>
   <ul class="pending">
     % for p in d['pending']:
-    <li>
-      <span class="code">{{p.get('code', '')}}</span>
-      <span class="who">{{p.get('name') or 'New ' + (p.get('device_type') or 'device')}}
-        <span class="hint">{{p.get('platform') or p.get('device_type')}} at {{p.get('client_addr', '')}} · asked {{when(p.get('created'))}}</span></span>
+    % label = p.get('name') or 'New ' + (p.get('device_type') or 'device')
+    <li data-request="{{p['id']}}">
+      <span class="who">{{label}}
+        <span class="hint">{{p.get('platform') or p.get('device_type')}} at <b class="addr">{{p.get('client_addr', '')}}</b> · asked {{when(p.get('created'))}}{{f" · {p['asked']} times" if p.get('asked', 1) > 1 else ''}}</span></span>
       <form method="post" action="/api/devices/confirm" data-api data-reload>
         <input type="hidden" name="csrf" value="{{csrf}}">
-        <input type="hidden" name="code" value="{{p.get('code', '')}}">
-        <input name="room" placeholder="Room (optional)" aria-label="Room for {{p.get('code', '')}}" maxlength="64">
-        <button type="submit">Let it in</button>
+        <input type="hidden" name="request" value="{{p['id']}}">
+        <input name="code" required autocomplete="off" autocapitalize="characters" spellcheck="false" maxlength="12" placeholder="Code" aria-label="Code shown by {{label}} at {{p.get('client_addr', '')}}">
+        <input name="room" placeholder="Room (optional)" aria-label="Room for {{label}}" maxlength="64">
+        <button type="submit">Pair</button>
       </form>
+      % err(f"{p['id']}.code")
     </li>
     % end
   </ul>
-  <p class="hint">Only let a device in when the code here matches the one it shows.</p>
   % end
   <form method="post" action="/api/devices/confirm" data-api data-reload class="inline">
     <input type="hidden" name="csrf" value="{{csrf}}">
     <div class="field">
       <label for="code">Code shown by the device</label>
-      <input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" placeholder="e.g. K7Q2PX" value="{{values.get('code', '')}}">
+      <input id="code" name="code" autocomplete="off" autocapitalize="characters" spellcheck="false" placeholder="e.g. K7Q2PX" value="{{values.get('code', '') if not values.get('request') else ''}}">
       % err('code')
     </div>
     <button type="submit">Confirm code</button>
   </form>
 </section>
+
+% w = d['wyoming']
+% if w['enabled']:
+<section class="card" id="wyoming">
+  <h2>Home Assistant (Wyoming)</h2>
+  <p class="hint">Wyoming has no login, so Hearth lets a client in by its address. Allow only addresses you know: an allowed client can use speech to text, text to speech and wake words.</p>
+  % if w['waiting']:
+  <ul class="pending wyoming-waiting">
+    % for c in w['waiting']:
+    <li data-address="{{c['address']}}">
+      <span class="who"><span>A Wyoming client (such as Home Assistant) at <b class="addr">{{c['address']}}</b> wants speech</span>
+        <span class="hint">{{'asked for ' + c['wants'].replace(',', ', ') + ' · ' if c.get('wants') else 'asked what Hearth offers · '}}first seen {{when(c.get('first_seen'))}}, last {{when(c.get('last_seen'))}}</span></span>
+      <div class="actions">
+        <form method="post" action="/api/wyoming/allow" data-api data-reload>
+          <input type="hidden" name="csrf" value="{{csrf}}">
+          <input type="hidden" name="address" value="{{c['address']}}">
+          <button type="submit">Allow</button>
+        </form>
+        <form method="post" action="/api/wyoming/revoke" data-api data-reload>
+          <input type="hidden" name="csrf" value="{{csrf}}">
+          <input type="hidden" name="address" value="{{c['address']}}">
+          <button type="submit" class="secondary">Dismiss</button>
+        </form>
+      </div>
+      % err(f"wyoming.{c['address']}")
+    </li>
+    % end
+  </ul>
+  % else:
+  <p class="empty">No Wyoming client is waiting. Add Hearth in Home Assistant (Wyoming Protocol, port {{w.get('port')}}); it shows up here.</p>
+  % end
+  % if w['allowed']:
+  <ul class="pending wyoming-allowed">
+    % for c in w['allowed']:
+    <li data-address="{{c['address']}}">
+      <span class="who"><b class="addr">{{c['address']}}</b> <span class="hint">allowed {{when(c.get('allowed_at'))}}</span></span>
+      <form method="post" action="/api/wyoming/revoke" data-api data-reload data-confirm="Revoke {{c['address']}}? Its open connections are closed at once.">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="address" value="{{c['address']}}">
+        <button type="submit" class="danger small">Revoke</button>
+      </form>
+      % err(f"wyoming.{c['address']}")
+    </li>
+    % end
+  </ul>
+  % end
+  <form method="post" action="/api/wyoming/allow" data-api data-reload class="inline">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <div class="field">
+      <label for="wyoming-address">Allow an address</label>
+      <input id="wyoming-address" name="address" autocomplete="off" spellcheck="false" placeholder="e.g. 192.168.1.5" maxlength="64" value="{{values.get('address', '')}}">
+      % err('address')
+    </div>
+    <button type="submit">Allow address</button>
+  </form>
+</section>
+% end
 
 <section class="card">
   <h2>Devices</h2>
