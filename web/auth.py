@@ -26,6 +26,7 @@ KNOWN_DAYS = 365
 PUBLIC_PREFIXES = ("/v1/", "/firmware/", "/static/")
 PUBLIC_PATHS = {"/health", "/metrics", "/login", "/favicon.ico"}
 MAX_NEXT_CHARS = 2000
+URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 
 
 @dataclass
@@ -168,7 +169,8 @@ def safe_next(target: str | None) -> str:
     """`target` when it is a path on this site, else "/": never an open redirect.
 
     Refused: anything with a scheme or host (`https:x`, `//x`), backslashes, whitespace and control
-    characters (browsers drop tabs and newlines: `/\t/x` becomes `//x`), and paths that turn
+    characters (browsers drop tabs and newlines: `/\t/x` becomes `//x`), dot segments (`/./x`
+    resolves with what follows), and paths that turn
     into any of these when percent-decoded again (`/%2F%2Fx`, `/%5Cx`, `/%09/x`)."""
     if not target or len(target) > MAX_NEXT_CHARS or not _plain(target):
         return "/"
@@ -178,7 +180,7 @@ def safe_next(target: str | None) -> str:
             return "/"
         decoded = unquote(path)
         if decoded == path:
-            return target
+            return quote(target, safe=URL_SAFE)     # non-ASCII as %XX: the header stays plain ASCII
         path = decoded
     return "/"                                 # still encoded after four rounds: not a link of ours
 
@@ -190,6 +192,8 @@ def _plain(text: str) -> bool:
 def _local_path(path: str) -> bool:
     if not _plain(path) or not path.startswith("/") or path.startswith("//"):
         return False
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return False                           # resolving them could leave "//host" behind
     parts = urlsplit(path)
     return not parts.scheme and not parts.netloc
 
