@@ -41,12 +41,14 @@ def hostile_post(port: int, path: str, chunked: bool = False, extra: str = "",
         piece = b"%x\r\n" % len(piece) + piece + b"\r\n"
     sent, pending, deadline = 0, b"", time.monotonic() + deadline_s
     sock.setblocking(False)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLOUT)
     try:
         while sent < total and time.monotonic() < deadline:
-            readable, writable, _ = select.select([sock], [sock], [], 1.0)
-            if readable:
+            events = dict(poller.poll(1000)).get(sock.fileno(), 0)
+            if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
                 break                                  # the answer (or the close) is here
-            if writable:
+            if events & select.POLLOUT:
                 pending = pending or piece
                 n = sock.send(pending)
                 pending, sent = pending[n:], sent + n
