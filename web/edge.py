@@ -3,7 +3,8 @@
 Waitress reads requests on one I/O thread (asyncore over poll) and hands only complete requests
 to its worker threads, so a slow client costs a socket, never a thread. On top of that this adds:
 
-- deadlines: the request line and headers within `[web] header_timeout_s` of their first byte,
+- deadlines: the request line and headers within `[web] header_timeout_s` of their first byte
+  (or of the connection, for the first request),
   the body within `body_timeout_s` plus one second per MIN_BODY_RATE bytes it may have, an idle
   keep-alive connection closed after `idle_timeout_s` (waitress' `channel_timeout`);
 - connection caps: at most `max_connections_per_address` from one address (the next one gets a
@@ -90,11 +91,21 @@ class Channel(HTTPChannel):
     def host(self) -> str:
         return self.addr[0] if self.addr else "?"
 
+    spoke = False
+
+    def received(self, data):
+        self.spoke = self.spoke or bool(data)
+        return super().received(data)
+
     def expired(self, now: float) -> str | None:
         """Why this connection should be closed now (a deadline missed), or None."""
         request = self.request
-        if self.requests or request is None:
-            return None                       # being served, or idle (waitress' channel_timeout)
+        if self.requests:
+            return None                       # being served
+        if request is None:
+            if not self.spoke and time.time() - self.creation_time > self.adj.header_timeout_s:
+                return "headers"              # connected and never said a word
+            return None                       # idle between requests (waitress' channel_timeout)
         if not request.headers_finished:
             if now - request.started > self.adj.header_timeout_s:
                 return "headers"

@@ -156,3 +156,29 @@ def test_the_account_budget_holds_across_many_addresses(web):
     print(f"{len(codes)} guesses from {len(codes)} addresses:", {c: codes.count(c) for c in set(codes)})
     assert codes.count(401) <= ACCOUNT_BUDGET and codes.count(429) >= 15
     assert attempt(owner, base, password).status_code == 303       # the owner's known browser still gets in
+
+
+def test_the_throttle_grows_delays_refills_the_budget_and_forgets():
+    from web.signin_throttle import FIRST_DELAY_S, FORGET_S, Throttle, Ticket
+
+    now = [1000.0]
+    throttle = Throttle(clock=lambda: now[0])
+    waits = []
+    for _ in range(12):                       # one address guessing as fast as it is let
+        ticket = throttle.admit("192.0.2.7")
+        while not isinstance(ticket, Ticket):
+            waits.append(round(ticket, 1))
+            now[0] += ticket
+            ticket = throttle.admit("192.0.2.7")
+    assert waits[:4] == [FIRST_DELAY_S, 2 * FIRST_DELAY_S, 4 * FIRST_DELAY_S, 8 * FIRST_DELAY_S]
+    assert max(waits) == MAX_DELAY_S
+    assert isinstance(throttle.admit("2001:db8::1"), Ticket)
+    for i in range(4):                        # another host in the same IPv6 /64 shares its record
+        throttle.admit(f"2001:db8::{i + 2}")
+    assert not isinstance(throttle.admit("2001:db8::99"), Ticket)
+    assert isinstance(throttle.admit("2001:db8:0:1::1"), Ticket)
+    now[0] += FORGET_S + 1                    # forgotten after a quiet quarter of an hour
+    assert isinstance(throttle.admit("192.0.2.7"), Ticket)
+    right = throttle.admit("192.0.2.8")
+    throttle.succeeded(right)                 # a right password gives its attempt back
+    assert isinstance(throttle.admit("192.0.2.8"), Ticket)

@@ -201,15 +201,18 @@ def test_slow_headers_and_slow_bodies_miss_their_deadline(small_edge):
     port = int(server.effective_port)
     slow_head = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
     slow_body = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+    silent = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
     slow_body.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n")
     t0 = time.monotonic()
     closed: dict[str, float] = {}
-    while len(closed) < 2 and time.monotonic() - t0 < 10:    # bounded: 10 s
-        for name, s, line in (("headers", slow_head, b"X-Slow: 1\r\n"), ("body", slow_body, b"x")):
+    while len(closed) < 3 and time.monotonic() - t0 < 10:    # bounded: 10 s
+        for name, s, line in (("headers", slow_head, b"X-Slow: 1\r\n"), ("body", slow_body, b"x"),
+                              ("silent", silent, b"")):
             if name in closed:
                 continue
             try:
-                s.send(line)
+                if line:
+                    s.send(line)
                 if _readable([s]) and not s.recv(4096):
                     closed[name] = time.monotonic() - t0
             except OSError:
@@ -220,5 +223,6 @@ def test_slow_headers_and_slow_bodies_miss_their_deadline(small_edge):
     assert status == 200
     assert closed.get("headers", 99) <= web.header_timeout_s + 2
     assert closed.get("body", 99) <= web.body_timeout_s + 2
-    slow_head.close()
-    slow_body.close()
+    assert closed.get("silent", 99) <= web.header_timeout_s + 2
+    for s in (slow_head, slow_body, silent):
+        s.close()
