@@ -19,6 +19,11 @@ class WebServer:
         self.app = build_app(service)
         self.server = edge.create(self.app, web, body_limits.for_service(service, self.app))
         self.port = self.server.effective_port
+        server, metrics = self.server, service.metrics
+        metrics.gauge("hearth_http_connections_open", lambda: len(server.active_channels))
+        metrics.gauge("hearth_http_connections_refused", lambda: server.refused)
+        metrics.gauge("hearth_http_connections_evicted", lambda: server.evicted)
+        metrics.gauge("hearth_http_connections_timed_out", lambda: server.timed_out)
         self._thread = threading.Thread(target=self.server.run, name="web", daemon=True)
 
     def start(self) -> None:

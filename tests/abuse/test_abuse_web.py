@@ -4,6 +4,7 @@ the victim's from 127.0.0.1 (both reach the loopback server on Linux)."""
 
 from __future__ import annotations
 
+import re
 import select
 import socket
 import threading
@@ -131,6 +132,9 @@ def test_300_slow_header_connections_from_one_host_do_not_stop_health_or_pairing
     assert attack.held_max <= web.max_connections_per_address
     assert attack.refused >= 100
     assert attack.closed_by_server >= 10 and attack.longest_s <= web.header_timeout_s + 3
+    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    refused = float(re.search(r"^hearth_http_connections_refused (\S+)$", metrics, re.M).group(1))
+    assert refused >= attack.refused                        # what /metrics tells the person watching
 
 
 # --- the edge alone, with small numbers ---------------------------------------------------------
