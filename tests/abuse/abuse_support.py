@@ -101,12 +101,14 @@ class BigFiles:
             if target.startswith("/") and os.path.isfile(fd):
                 yield f"fd:{target}", st.st_size
         for folder in self.folders:
-            for path in folder.rglob("*"):
-                try:
-                    if path.is_file():
-                        yield str(path), path.stat().st_size
-                except OSError:
-                    continue
+            for root, _, names in os.walk(folder):      # os.walk skips folders that vanish meanwhile
+                for name in names:
+                    path = os.path.join(root, name)
+                    try:
+                        if os.path.isfile(path):
+                            yield path, os.stat(path).st_size
+                    except OSError:
+                        continue
 
     def __enter__(self) -> "BigFiles":
         self._before = {name for name, _ in self._files()}
