@@ -7,7 +7,7 @@ to its worker threads, so a slow client costs a socket, never a thread. On top o
   (or of the connection, for the first request),
   the body within `body_timeout_s` plus one second per MIN_BODY_RATE bytes it may have, an idle
   keep-alive connection closed after `idle_timeout_s` (waitress' `channel_timeout`);
-- connection caps: at most `max_connections_per_address` from one address (the next one gets a
+- connection caps: at most `max_connections_per_address` from one address (IPv6: one /64; the next gets a
   503 and is closed) and `max_connections` in all; when everything is taken, a newcomer from a
   quieter address takes the slot of the busiest address' stalest connection, so no one address
   can fill the server;
@@ -28,6 +28,8 @@ from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
 from waitress.utilities import Error, RequestEntityTooLarge
+
+from web.peers import peer_key
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +89,9 @@ class Request(HTTPRequestParser):
 class Channel(HTTPChannel):
     parser_class = Request
 
-    @property
-    def host(self) -> str:
-        return self.addr[0] if self.addr else "?"
+    def __init__(self, server, sock, addr, adj, map=None):
+        self.host = peer_key(addr[0]) if addr else "?"      # the peer as caps count it (IPv6: its /64)
+        super().__init__(server, sock, addr, adj, map=map)
 
     spoke = False
 
@@ -148,7 +150,7 @@ class Server(TcpWSGIServer):
         except OSError:
             conn.close()
             return
-        if not self._admit(addr[0]):
+        if not self._admit(peer_key(addr[0])):
             self.refused += 1
             _refuse(conn)
             return

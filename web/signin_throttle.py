@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+
+from web.peers import peer_key
 
 FREE_FAILURES = 5
 FIRST_DELAY_S = 2.0
@@ -50,18 +51,6 @@ class Ticket:
     _done: bool = field(default=False, repr=False)
 
 
-def address_key(address: str) -> str:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if ip.version == 6:
-        if ip.ipv4_mapped:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
-
-
 class Throttle:
     def __init__(self, clock=time.monotonic):
         self.clock = clock
@@ -78,7 +67,7 @@ class Throttle:
             if known and self._known.get(known, 0) < KNOWN_FAILURES:
                 self._known[known] = self._known.get(known, 0) + 1
                 return Ticket(address, known=known)
-            key = address_key(address)
+            key = peer_key(address)
             self._prune(now)
             record = self._addresses.get(key)
             if record is None or now - record.last > FORGET_S:
@@ -103,7 +92,7 @@ class Throttle:
             if ticket.known:
                 self._known.pop(ticket.known, None)
                 return
-            self._addresses.pop(address_key(ticket.address), None)
+            self._addresses.pop(peer_key(ticket.address), None)
             if ticket.from_budget:
                 self._tokens = min(float(ACCOUNT_BUDGET), self._tokens + 1)
 

@@ -69,6 +69,7 @@ def test_unauthenticated_300_mb_posts_are_refused_before_any_temp_file(hearth_pr
     cases = [
         ("/api/system/restore", False, "", 401, "login_required"),
         ("/api/system/restore", True, "", 401, "login_required"),
+        ("/api/system/restore", False, "Expect: 100-continue\r\n", 401, "login_required"),   # no 100 Continue
         ("/devices", False, "", 401, "login_required"),
         ("/api/voice/speak", True, "", 401, "login_required"),
         ("/login", False, "", 413, "too_large"),
