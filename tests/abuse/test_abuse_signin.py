@@ -18,6 +18,8 @@ from conftest import Hearth, make_settings
 from web.signin_throttle import ACCOUNT_BUDGET, FREE_FAILURES, MAX_DELAY_S
 from web_support import admin_password
 
+pytestmark = pytest.mark.timeout(180)      # every loop inside is bounded too; this bounds the module's fixtures
+
 REDIRECTS = [
     "//evil.example", "///evil.example", "/\\evil.example", "/%5Cevil.example", "/%5C%5Cevil.example",
     "%5C%5Cevil.example", "/%09/evil.example", "/%0A/evil.example", "/%0D%0A/evil.example", "/%00/evil.example",

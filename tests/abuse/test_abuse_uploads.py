@@ -18,6 +18,8 @@ import requests
 from abuse_support import BigFiles, HearthProcess, connect, read_response, temp_folders
 from web_support import sign_in
 
+pytestmark = pytest.mark.timeout(180)      # every loop inside is bounded too; this bounds the module's fixtures
+
 MB = 2 ** 20
 HOSTILE_BYTES = 300 * MB
 
