@@ -88,12 +88,11 @@ class Request(HTTPRequestParser):
 
 class Channel(HTTPChannel):
     parser_class = Request
+    spoke = False                             # has the peer sent a byte yet
 
     def __init__(self, server, sock, addr, adj, map=None):
         self.host = peer_key(addr[0]) if addr else "?"      # the peer as caps count it (IPv6: its /64)
         super().__init__(server, sock, addr, adj, map=map)
-
-    spoke = False
 
     def received(self, data):
         self.spoke = self.spoke or bool(data)
