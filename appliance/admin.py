@@ -67,6 +67,14 @@ class AdminPassword:
         except OSError:
             return 0
 
+    def cookie_key(self) -> bytes:
+        """A server-side key for signed cookies, derived from the stored hash: a new password voids them."""
+        try:
+            digest = base64.b64decode(json.loads(self.path.read_text())["hash"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return b""
+        return hashlib.sha256(b"hearth-cookie-key\0" + digest).digest()
+
     def verify(self, password: str) -> bool:
         try:
             stored = json.loads(self.path.read_text())

@@ -5,25 +5,40 @@ A backup is a gzip'd tar holding `hearth-backup.json` (format, version, time), `
 snapshots under `snapshots/<name>/` (for a person to fall back on; restore ignores them). Restore checks everything before
 it touches anything: the archive, the marker, that the config parses, that the database is a
 Hearth database; then writes the config and copies the database into the live one.
+
+An upload is never unpacked into memory: each tar member's declared size, the number of members
+and their total are checked against MEMBERS before its bytes are read, every read of the unpacked
+stream is bounded (a gzip bomb or a tar header claiming a gigabyte is refused at once), and the
+database streams to a file in the data directory.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import shutil
 import sqlite3
 import tarfile
 import tempfile
 import time
 import tomllib
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 from appliance import config
 from appliance.snapshots import KEEP_NEWEST, Snapshots
 
 FORMAT = "hearth-backup"
 VERSION = 1
-MAX_BYTES = 256 * 2 ** 20
+MAX_BYTES = 256 * 2 ** 20                 # the uploaded (compressed) file
+MEMBERS = {"hearth-backup.json": 64 * 2 ** 10, "hearth.toml": 2 ** 20, "hearth.db": 256 * 2 ** 20}
+MAX_MEMBERS = 8
+MAX_UNPACKED = sum(MEMBERS.values())
+MAX_READ = 2 * 2 ** 20                    # tarfile reads headers whole: no Hearth header is near this
+BLOCK_SLACK = 64 * 2 ** 10                # tar headers and padding on top of the members
+COPY_CHUNK = 2 ** 20
 
 
 class BackupError(ValueError):
@@ -59,22 +74,66 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def read(data: bytes, data_dir: Path) -> tuple[config.Settings, bytes]:
-    """Check an uploaded backup; returns (settings, database bytes). Raises BackupError."""
-    if not data:
+class _Guard(io.RawIOBase):
+    """The unpacked archive as tarfile reads it, refusing reads that only a hostile archive needs:
+    one read larger than MAX_READ (a tar header claiming megabytes) or past MAX_UNPACKED in all."""
+
+    def __init__(self, raw):
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > MAX_READ:
+            raise BackupError("the archive holds a header or block far larger than a Hearth backup has")
+        if self._raw.tell() + n > MAX_UNPACKED + BLOCK_SLACK:
+            raise BackupError(f"the archive unpacks to more than {MAX_UNPACKED // 2 ** 20} MB; "
+                              "a Hearth backup is much smaller")
+        return self._raw.read(n)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET:
+            raise BackupError("this archive cannot be read as a Hearth backup")
+        if offset > MAX_UNPACKED + BLOCK_SLACK:
+            raise BackupError(f"the archive unpacks to more than {MAX_UNPACKED // 2 ** 20} MB; "
+                              "a Hearth backup is much smaller")
+        return self._raw.seek(offset)
+
+
+def _size(upload: BinaryIO) -> int:
+    upload.seek(0, io.SEEK_END)
+    size = upload.tell()
+    upload.seek(0)
+    return size
+
+
+def read(upload: BinaryIO, data_dir: Path, work: Path) -> tuple[config.Settings, Path]:
+    """Check an uploaded backup (a seekable binary file); returns (settings, path of its database,
+    unpacked into `work`). Every member's declared size, their count and their total are checked
+    before its bytes are read; the database streams to disk. Raises BackupError."""
+    size = _size(upload)
+    if not size:
         raise BackupError("the file is empty")
-    if len(data) > MAX_BYTES:
+    if size > MAX_BYTES:
         raise BackupError(f"the file is larger than {MAX_BYTES // 2 ** 20} MB; a Hearth backup is much smaller")
+    files: dict[str, bytes] = {}
+    db_path = Path(work) / "hearth.db"
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            members = {m.name: m for m in tar.getmembers() if m.isfile()}
-            missing = {"hearth-backup.json", "hearth.toml", "hearth.db"} - members.keys()
-            if missing:
-                raise BackupError(f"this archive is not a Hearth backup (missing {', '.join(sorted(missing))})")
-            files = {name: tar.extractfile(members[name]).read() for name in
-                     ("hearth-backup.json", "hearth.toml", "hearth.db")}
-    except (tarfile.TarError, OSError, EOFError):
+        with gzip.GzipFile(fileobj=upload, mode="rb") as unpacked, \
+                tarfile.open(fileobj=_Guard(unpacked), mode="r:") as tar:
+            _unpack(tar, files, db_path)
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
         raise BackupError("this is not a Hearth backup file (expected a .tar.gz made by Hearth's System page)") from None
+    missing = set(MEMBERS) - set(files) - ({"hearth.db"} if db_path.exists() else set())
+    if missing:
+        raise BackupError(f"this archive is not a Hearth backup (missing {', '.join(sorted(missing))})")
     try:
         marker = json.loads(files["hearth-backup.json"])
     except ValueError:
@@ -87,51 +146,85 @@ def read(data: bytes, data_dir: Path) -> tuple[config.Settings, bytes]:
         settings = config.from_dict(tomllib.loads(files["hearth.toml"].decode()), data_dir)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError, config.ConfigError) as exc:
         raise BackupError(f"the backup's configuration is not valid: {exc}") from None
-    _check_db(files["hearth.db"])
-    return settings, files["hearth.db"]
+    _check_db(db_path)
+    return settings, db_path
 
 
-def _check_db(data: bytes) -> None:
-    if not data.startswith(b"SQLite format 3\x00"):
-        raise BackupError("the backup's database is not an SQLite file")
-    with tempfile.NamedTemporaryFile(suffix=".db") as tmp:
-        tmp.write(data)
-        tmp.flush()
+def _unpack(tar: tarfile.TarFile, files: dict[str, bytes], db_path: Path) -> None:
+    total = 0
+    for count, member in enumerate(_members(tar), start=1):
+        if count > MAX_MEMBERS:
+            raise BackupError(f"the archive holds more than {MAX_MEMBERS} entries; a Hearth backup holds {len(MEMBERS)}")
+        if not member.isfile():
+            raise BackupError(f"the archive holds {member.name!r}, which is not a plain file; a Hearth backup has none")
+        limit = MEMBERS.get(member.name)
+        if limit is None:
+            raise BackupError(f"the archive holds {member.name!r}; a Hearth backup holds only {', '.join(MEMBERS)}")
+        if member.name in files or (member.name == "hearth.db" and db_path.exists()):
+            raise BackupError(f"the archive holds {member.name!r} twice")
+        if member.size > limit:
+            raise BackupError(f"the archive's {member.name} claims {member.size // 2 ** 20} MB, "
+                              f"over the {limit // 2 ** 20 or 1} MB a Hearth backup may hold")
+        total += member.size
+        if total > MAX_UNPACKED:
+            raise BackupError(f"the archive unpacks to more than {MAX_UNPACKED // 2 ** 20} MB")
+        source = tar.extractfile(member)
+        if member.name == "hearth.db":
+            with open(db_path, "wb") as out:
+                shutil.copyfileobj(source, out, COPY_CHUNK)
+        else:
+            files[member.name] = source.read(limit + 1)
+
+
+def _members(tar: tarfile.TarFile):
+    """The members one by one, each header checked before the next is read (tar.getmembers() reads all)."""
+    member = tar.next()
+    while member is not None:
+        yield member
+        member = tar.next()
+
+
+def _check_db(path: Path) -> None:
+    with open(path, "rb") as fh:
+        if fh.read(16) != b"SQLite format 3\x00":
+            raise BackupError("the backup's database is not an SQLite file")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            conn = sqlite3.connect(tmp.name)
-            try:
-                ok = conn.execute("pragma integrity_check").fetchone()[0]
-                ids = {r[0] for r in conn.execute("select id from migrations")}
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError as exc:
-            raise BackupError(f"the backup's database is damaged ({exc})") from None
+            ok = conn.execute("pragma integrity_check").fetchone()[0]
+            ids = {r[0] for r in conn.execute("select id from migrations")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"the backup's database is damaged ({exc})") from None
     if ok != "ok":
         raise BackupError("the backup's database failed SQLite's integrity check")
     if "core_0001_kv" not in ids:
         raise BackupError("the backup's database is not a Hearth registry")
 
 
-def restore_db(data: bytes, db_path: Path) -> None:
+def restore_db(source: Path, db_path: Path) -> None:
     """Copy a checked database into the live one (SQLite's backup API: readers see old or new, never half)."""
-    with tempfile.NamedTemporaryFile(suffix=".db") as tmp:
-        tmp.write(data)
-        tmp.flush()
-        src = sqlite3.connect(tmp.name)
-        dst = sqlite3.connect(db_path, timeout=10)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(db_path, timeout=10)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
-def restore(service, data: bytes) -> dict:
-    """Check, then restore config + registry into the running service. Raises BackupError."""
+def restore(service, upload: BinaryIO) -> dict:
+    """Check, then restore config + registry into the running service. Raises BackupError.
+
+    The database is unpacked into a folder in the data directory (the disk Hearth already owns,
+    never /tmp, which may be memory) and removed afterwards."""
     from appliance import live
-    settings, db = read(data, service.settings.data_dir)
-    live.write(settings)
-    restore_db(db, service.store.path)
+    data_dir = service.settings.data_dir
+    with tempfile.TemporaryDirectory(prefix="restore-", dir=data_dir) as work:
+        settings, db = read(upload, data_dir, Path(work))
+        live.write(settings)
+        restore_db(db, service.store.path)
     service.store.migrate()
     live.swap(service, settings)
     try:

@@ -37,6 +37,11 @@ class WebSettings:
     threads: int = 8
     metrics_token: str = ""          # bearer token for /metrics from other hosts; empty: loopback only
     session_hours: int = 12
+    max_connections: int = 200       # open HTTP connections in all
+    max_connections_per_address: int = 24
+    header_timeout_s: float = 10.0   # request line + headers must arrive within this
+    body_timeout_s: float = 30.0     # a body: this plus 1 s per 256 KiB it is allowed to have
+    idle_timeout_s: float = 30.0     # an idle keep-alive connection is closed after this
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,19 @@ The ways out, each of which moves the damaged file aside (never deletes it) and 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import threading
 import time
+from pathlib import Path
+from typing import BinaryIO
 
 from appliance import backup, live, restart
 from appliance.admin import AdminPassword, first_password_note
 from appliance.config import Settings
 from appliance.integrity import move_aside, present
 from appliance.metrics import Metrics
-from appliance.storage import Disk, atomic_write
+from appliance.storage import Disk, fsync_dir, translate
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +71,19 @@ class RecoveryService:
             self.web = None
 
     # the ways out
-    def restore(self, data: bytes) -> dict:
-        """Check a backup, move the damaged registry aside, put the backup's in place, restart."""
-        settings, db = backup.read(data, self.settings.data_dir)     # BackupError: nothing changed
-        moved = move_aside(self.db, f"replaced by a backup in recovery mode ({self.damage.problem})") \
-            if present(self.db) else None
-        atomic_write(self.db, db, self.settings.data_dir)
+    def restore(self, upload: BinaryIO) -> dict:
+        """Check a backup (streamed: appliance/backup.py), move the damaged registry aside, put the
+        backup's in place, restart."""
+        data_dir = self.settings.data_dir
+        with tempfile.TemporaryDirectory(prefix="restore-", dir=data_dir) as work:
+            settings, db = backup.read(upload, data_dir, Path(work))     # BackupError: nothing changed
+            moved = move_aside(self.db, f"replaced by a backup in recovery mode ({self.damage.problem})") \
+                if present(self.db) else None
+            with translate(data_dir):            # the checked copy is on the data disk already: rename it in
+                with open(db, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(db, self.db)
+                fsync_dir(self.db.parent)
         live.write(settings)
         log.warning("recovery: restored a backup; the damaged registry is kept at %s; restarting", moved)
         restart.request(self)

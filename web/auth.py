@@ -1,4 +1,5 @@
-"""Sign-in for the web page: one admin password, server-side sessions, rate-limited attempts.
+"""Sign-in for the web page: one admin password, server-side sessions, throttled attempts
+(web/signin_throttle.py), and only same-site paths to go to after signing in (`safe_next`).
 
 The session cookie is HttpOnly and SameSite=Strict (and Secure when the request came over TLS);
 the session itself (expiry, CSRF token, password generation) stays in this process's memory, so
@@ -9,21 +10,23 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
-from urllib.parse import quote
 from dataclasses import dataclass
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import bottle
 
 from web import csrf
 from web.app import json_error
+from web.signin_throttle import KnownBrowsers, Throttle, Ticket
 
 COOKIE = "hearth_session"
-# the device API, firmware downloads, the health check, /metrics (own rule), static files, sign-in,
+KNOWN_COOKIE = "hearth_known"         # a browser that signed in before (see web/signin_throttle.py)
+KNOWN_DAYS = 365
+# the device API, firmware downloads, the health check, /metrics (own rule), static files, sign-in
 PUBLIC_PREFIXES = ("/v1/", "/firmware/", "/static/")
 PUBLIC_PATHS = {"/health", "/metrics", "/login", "/favicon.ico"}
-MAX_FAILURES = 5
-FAILURE_WINDOW_S = 300.0
+MAX_NEXT_CHARS = 2000
+URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
 
 
 @dataclass
@@ -65,35 +68,6 @@ class Sessions:
             self._by_token.pop(token or "", None)
 
 
-class RateLimit:
-    """At most MAX_FAILURES failed sign-ins per client address in FAILURE_WINDOW_S."""
-
-    def __init__(self, limit: int = MAX_FAILURES, window_s: float = FAILURE_WINDOW_S):
-        self.limit, self.window_s = limit, window_s
-        self._lock = threading.Lock()
-        self._failures: dict[str, deque] = {}
-
-    def retry_after(self, who: str) -> int:
-        now = time.monotonic()
-        with self._lock:
-            q = self._failures.get(who)
-            while q and now - q[0] > self.window_s:
-                q.popleft()
-            if q and len(q) >= self.limit:
-                return int(self.window_s - (now - q[0])) + 1
-        return 0
-
-    def failed(self, who: str) -> None:
-        with self._lock:
-            if len(self._failures) > 10000:
-                self._failures.clear()
-            self._failures.setdefault(who, deque()).append(time.monotonic())
-
-    def succeeded(self, who: str) -> None:
-        with self._lock:
-            self._failures.pop(who, None)
-
-
 def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
@@ -113,7 +87,7 @@ def current() -> Session | None:
 
 def install(app: bottle.Bottle, service) -> None:
     sessions = Sessions(service.settings.web.session_hours)
-    limiter = RateLimit()
+    throttle = Throttle()
     app.config["hearth.sessions"] = sessions
 
     @app.hook("before_request")
@@ -147,27 +121,30 @@ def install(app: bottle.Bottle, service) -> None:
     def login():
         from web.pages import render
         request = bottle.request
-        who = client_addr()
-        wait = limiter.retry_after(who)
-        if wait:
-            bottle.response.status = 429
-            bottle.response.set_header("Retry-After", str(wait))
-            return _login_again(render, f"Too many wrong passwords. Try again in {wait} seconds.")
         expected = request.get_cookie(csrf.LOGIN_COOKIE) or ""
         try:
             csrf.check(request, expected)
         except csrf.CsrfError:
             bottle.response.status = 403
             return _login_again(render, "This sign-in form has expired. Please try again.")
+        known = KnownBrowsers(service.admin.cookie_key())
+        ticket = throttle.admit(client_addr(), known.check(request.get_cookie(KNOWN_COOKIE)))
+        if not isinstance(ticket, Ticket):
+            wait = int(ticket) + 1
+            bottle.response.status = 429
+            bottle.response.set_header("Retry-After", str(wait))
+            return _login_again(render, f"Too many wrong passwords. Try again in {wait} seconds.")
         password = request.forms.getunicode("password") or ""
         if not service.admin.verify(password):
-            limiter.failed(who)
             bottle.response.status = 401
             return _login_again(render, "That password is not right.")
-        limiter.succeeded(who)
+        throttle.succeeded(ticket)
         session = sessions.create(service.admin.generation())
         bottle.response.set_cookie(COOKIE, session.token, path="/", httponly=True, samesite="strict",
                                    secure=secure_request(), max_age=sessions.ttl)
+        if not ticket.known:
+            bottle.response.set_cookie(KNOWN_COOKIE, known.issue(), path="/login", httponly=True, samesite="strict",
+                                       secure=secure_request(), max_age=KNOWN_DAYS * 86400)
         bottle.response.delete_cookie(csrf.LOGIN_COOKIE, path="/login")
         return bottle.redirect(_next(), 303)
 
@@ -179,11 +156,46 @@ def install(app: bottle.Bottle, service) -> None:
 
 
 def _next() -> str:
-    target = bottle.request.forms.getunicode("next") if bottle.request.method == "POST" else bottle.request.query.getunicode("next")
-    # only local paths: never an open redirect
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    request = bottle.request
+    target = request.forms.getunicode("next") if request.method == "POST" else request.query.getunicode("next")
+    target = safe_next(target)
+    # belt and braces: resolved the way bottle.redirect resolves it, it stays on this site
+    if urlsplit(urljoin(request.url, target)).netloc != urlsplit(request.url).netloc:
         return "/"
     return target
+
+
+def safe_next(target: str | None) -> str:
+    """`target` when it is a path on this site, else "/": never an open redirect.
+
+    Refused: anything with a scheme or host (`https:x`, `//x`), backslashes, whitespace and control
+    characters (browsers drop tabs and newlines: `/\t/x` becomes `//x`), dot segments (`/./x`
+    resolves with what follows), and paths that turn
+    into any of these when percent-decoded again (`/%2F%2Fx`, `/%5Cx`, `/%09/x`)."""
+    if not target or len(target) > MAX_NEXT_CHARS or not _plain(target):
+        return "/"
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    for _ in range(4):
+        if not _local_path(path):
+            return "/"
+        decoded = unquote(path)
+        if decoded == path:
+            return quote(target, safe=URL_SAFE)     # non-ASCII as %XX: the header stays plain ASCII
+        path = decoded
+    return "/"                                 # still encoded after four rounds: not a link of ours
+
+
+def _plain(text: str) -> bool:
+    return "\\" not in text and not any(ord(c) <= 0x20 or 0x7f <= ord(c) <= 0x9f for c in text)
+
+
+def _local_path(path: str) -> bool:
+    if not _plain(path) or not path.startswith("/") or path.startswith("//"):
+        return False
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return False                           # resolving them could leave "//host" behind
+    parts = urlsplit(path)
+    return not parts.scheme and not parts.netloc
 
 
 def _login_again(render, error: str) -> str:

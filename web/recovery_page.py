@@ -73,7 +73,7 @@ def build_app(service) -> bottle.Bottle:
         if upload is None:
             return form_reply(page, "/", {"backup": "choose a backup file (.tar.gz) first"})
         try:
-            result = service.restore(upload.file.read(backup.MAX_BYTES + 1))
+            result = service.restore(upload.file)
         except backup.BackupError as exc:
             return form_reply(page, "/", {"backup": str(exc)})
         return form_reply(page, "/", notice="Restored the backup; Hearth restarts now and the page comes back "

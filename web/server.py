@@ -1,12 +1,12 @@
-"""The HTTP server: waitress (multi-threaded) serving the bottle app on the appliance's web port."""
+"""The HTTP server: waitress (multi-threaded) serving the bottle app on the appliance's web port,
+behind the edge in web/edge.py (deadlines, connection caps, body limits chosen before the body)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from waitress.server import create_server
-
+from web import body_limits, edge
 from web.app import build_app
 
 log = logging.getLogger(__name__)
@@ -17,9 +17,13 @@ class WebServer:
         self.service = service
         web = service.settings.web
         self.app = app or build_app(service)     # recovery mode brings its own (web/recovery_page.py)
-        self.server = create_server(self.app, host=web.bind, port=web.port, threads=web.threads,
-                                    ident="hearth", channel_timeout=60, clear_untrusted_proxy_headers=True)
+        self.server = edge.create(self.app, web, body_limits.for_service(service, self.app))
         self.port = self.server.effective_port
+        server, metrics = self.server, service.metrics
+        metrics.gauge("hearth_http_connections_open", lambda: len(server.active_channels))
+        metrics.gauge("hearth_http_connections_refused", lambda: server.refused)
+        metrics.gauge("hearth_http_connections_evicted", lambda: server.evicted)
+        metrics.gauge("hearth_http_connections_timed_out", lambda: server.timed_out)
         self._thread = threading.Thread(target=self.server.run, name="web", daemon=True)
 
     def start(self) -> None:

@@ -60,9 +60,8 @@ def install(app: bottle.Bottle, service) -> None:
         upload = bottle.request.files.get("backup")
         if upload is None:
             return form_reply(page, "/system", {"backup": "choose a backup file (.tar.gz) first"})
-        data = upload.file.read(backup.MAX_BYTES + 1)
         try:
-            result = backup.restore(service, data)
+            result = backup.restore(service, upload.file)
         except backup.BackupError as exc:
             return form_reply(page, "/system", {"backup": str(exc)})
         return form_reply(page, "/system", notice="Restored configuration and registry. Restart to apply "
