@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import shutil
 import sqlite3
 import tarfile
@@ -34,8 +35,11 @@ FORMAT = "hearth-backup"
 VERSION = 1
 MAX_BYTES = 256 * 2 ** 20                 # the uploaded (compressed) file
 MEMBERS = {"hearth-backup.json": 64 * 2 ** 10, "hearth.toml": 2 ** 20, "hearth.db": 256 * 2 ** 20}
-MAX_MEMBERS = 8
-MAX_UNPACKED = sum(MEMBERS.values())
+# the newest snapshots ride along (for a person to fall back on); restore checks their sizes and skips them
+SNAPSHOT_MEMBER = re.compile(r"snapshots/[0-9TZ.]{1,40}/(hearth\.db|hearth\.toml|snapshot\.json)")
+SNAPSHOT_FILES = KEEP_NEWEST * 3
+MAX_MEMBERS = len(MEMBERS) + SNAPSHOT_FILES + 2
+MAX_UNPACKED = sum(MEMBERS.values()) * (1 + KEEP_NEWEST)
 MAX_READ = 2 * 2 ** 20                    # tarfile reads headers whole: no Hearth header is near this
 BLOCK_SLACK = 64 * 2 ** 10                # tar headers and padding on top of the members
 COPY_CHUNK = 2 ** 20
@@ -154,12 +158,17 @@ def _unpack(tar: tarfile.TarFile, files: dict[str, bytes], db_path: Path) -> Non
     total = 0
     for count, member in enumerate(_members(tar), start=1):
         if count > MAX_MEMBERS:
-            raise BackupError(f"the archive holds more than {MAX_MEMBERS} entries; a Hearth backup holds {len(MEMBERS)}")
+            raise BackupError(f"the archive holds more than {MAX_MEMBERS} entries; a Hearth backup holds {len(MEMBERS)} "
+                              f"and at most {SNAPSHOT_FILES} snapshot files")
         if not member.isfile():
             raise BackupError(f"the archive holds {member.name!r}, which is not a plain file; a Hearth backup has none")
         limit = MEMBERS.get(member.name)
+        snapshot = limit is None and SNAPSHOT_MEMBER.fullmatch(member.name) is not None
+        if snapshot:
+            limit = MEMBERS[member.name.rsplit("/", 1)[1]] if member.name.endswith((".db", ".toml")) else MEMBERS["hearth-backup.json"]
         if limit is None:
-            raise BackupError(f"the archive holds {member.name!r}; a Hearth backup holds only {', '.join(MEMBERS)}")
+            raise BackupError(f"the archive holds {member.name!r}; a Hearth backup holds only {', '.join(MEMBERS)} "
+                              "and snapshots/<time>/...")
         if member.name in files or (member.name == "hearth.db" and db_path.exists()):
             raise BackupError(f"the archive holds {member.name!r} twice")
         if member.size > limit:
@@ -168,6 +177,8 @@ def _unpack(tar: tarfile.TarFile, files: dict[str, bytes], db_path: Path) -> Non
         total += member.size
         if total > MAX_UNPACKED:
             raise BackupError(f"the archive unpacks to more than {MAX_UNPACKED // 2 ** 20} MB")
+        if snapshot:
+            continue                      # checked, not unpacked: the tar reader skips its bytes
         source = tar.extractfile(member)
         if member.name == "hearth.db":
             with open(db_path, "wb") as out:
