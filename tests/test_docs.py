@@ -54,3 +54,14 @@ def test_every_command_is_in_the_readme():
     assert not missing, f"README.md does not mention: {missing}"
     for line in ("./build.sh run", "./build.sh test", ".venv/bin/hearth client say", ".venv/bin/hearth client transcribe"):
         assert line in readme
+
+
+def test_every_abuse_and_fault_test_is_named_in_the_threat_and_operations_docs():
+    """Each defence in docs/security.md and each fault in docs/operations.md names the test that
+    proves it: a new abuse or fault test module must be written into its document."""
+    for tier, doc in (("abuse", "security.md"), ("faults", "operations.md")):
+        text = (DOCS / doc).read_text()
+        modules = sorted((ROOT / "tests" / tier).glob("test_*.py"))
+        assert modules, f"tests/{tier} holds no tests"
+        missing = [m.name for m in modules if f"tests/{tier}/{m.name}" not in text]
+        assert not missing, f"docs/{doc} does not name {missing}"
