@@ -26,6 +26,7 @@ def main() -> int:
     p = argparse.ArgumentParser(prog="./build.sh bench")
     p.add_argument("only", nargs="*", help="run only these sections (voice, satellites, firmware); "
                    "the others keep the figures of their last run")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of a section's interleaved sweep (where it has one)")
     args = p.parse_args()
     for name in SECTIONS:
         short = name.split(".")[1]
@@ -35,7 +36,9 @@ def main() -> int:
         print(f"bench: {short} ...", file=sys.stderr, flush=True)
         collected: list[str] = []
         # a section's run() returns its markdown, or hands it to a report callback
-        result = module.run(collected.append) if inspect.signature(module.run).parameters else module.run()
+        params = inspect.signature(module.run).parameters
+        extra = {"rounds": args.rounds} if "rounds" in params else {}
+        result = module.run(collected.append, **extra) if params else module.run()
         text = result if isinstance(result, str) else "\n".join(collected)
         (ROOT / "docs" / f"benchmarks-{short}.md").write_text(text.rstrip() + "\n")
     assemble()

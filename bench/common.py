@@ -1,8 +1,12 @@
-"""What every benchmark needs: free ports, a real `hearth run` subprocess, statistics, test speech."""
+"""What every benchmark needs: free ports, a real `hearth run` subprocess, statistics, test speech,
+and the history of every run's figures (docs/benchmarks/*.json)."""
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
+import platform
 import signal
 import socket
 import statistics
@@ -48,13 +52,16 @@ class RunningHearth:
                 self.proc.kill()
 
 
-def start_hearth(extra_toml: str = "") -> RunningHearth:
+def start_hearth(extra_toml: str = "", as_installed: bool = False) -> RunningHearth:
+    """`hearth run` on free loopback ports. `as_installed`: Wyoming and discovery on, as a fresh
+    install has them (Wyoming on a free loopback port instead of 10300, which another run may hold)."""
     data = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
     bport, wport = free_port(), free_port()
+    others = (f"[wyoming]\nbind = \"127.0.0.1\"\nport = {free_port()}\n" if as_installed
+              else "[wyoming]\nenabled = false\n[discovery]\nenabled = false\n")
     (data / "hearth.toml").write_text(
         f"[broker]\nbind = \"127.0.0.1\"\nport = {bport}\ntls_port = 0\n"
-        f"[web]\nbind = \"127.0.0.1\"\nport = {wport}\n"
-        f"[wyoming]\nenabled = false\n[discovery]\nenabled = false\n" + extra_toml)
+        f"[web]\nbind = \"127.0.0.1\"\nport = {wport}\n" + others + extra_toml)
     env = {**os.environ, "HEARTH_DATA": str(data)}
     proc = subprocess.Popen([HEARTH, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 90
@@ -98,3 +105,18 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
         for j, h in enumerate(hyp, 1):
             prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
     return d[len(hyp)] / max(1, len(ref))
+
+
+def keep_history(docs: Path, section: str, figures: dict) -> Path:
+    """Write one run's figures to `docs/benchmarks/<section>-<UTC time>.json`; runs are never overwritten
+    or dropped, the ones that miss a target included."""
+    import psutil
+    now = datetime.datetime.now(datetime.timezone.utc)
+    folder = docs / "benchmarks"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{section}-{now:%Y%m%dT%H%M%SZ}.json"
+    machine = {"cores": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+               "cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+    path.write_text(json.dumps({"section": section, "utc": now.isoformat(timespec="seconds"), "machine": machine,
+                                **figures}, indent=1) + "\n")
+    return path
