@@ -288,6 +288,8 @@ def render(f: dict, history) -> str:
     ]
     knees = {}
     for room, ns in f["levels"].items():
+        if not ns:
+            continue
         knees[room] = 0
         for n in ns:
             s = summarize(f["runs"], room, n, rounds)
@@ -298,8 +300,9 @@ def render(f: dict, history) -> str:
                          f"| {_stats(s['stt'])} | {s['false']} | {', '.join(s['errors']) or '-'} |")
     caps = f["cap_check"]
     lines += [""]
-    lines += [f"Most streams held in real time in every round: **{knees.get('quiet', 0)}** in a quiet house, "
-              f"**{knees.get('busy', 0)}** with speech on every stream."]
+    said = {"quiet": "in a quiet house", "busy": "with speech on every stream"}
+    lines += ["Most streams held in real time in every round (and at every level below): " +
+              ", ".join(f"**{k}** {said[room]}" for room, k in knees.items()) + "."]
     if caps:
         ok = sum(1 for c in caps if c["refused_last"])
         lines += [f"Levels above {f['cap']} streams are not tried: the default `[wake] max_streams` refuses the "
