@@ -18,6 +18,7 @@ The whole sweep repeats `rounds` times, the order of the rooms alternating.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import statistics
 import tempfile
@@ -32,7 +33,7 @@ import psutil
 
 from appliance.config import WakeSettings
 from bench.common import ROOT, keep_history, p90_ms, speech_clip, start_hearth
-from bench.satellite_fleet import FRAME, Fleet, Satellite
+from bench.satellite_fleet import FRAME, Fleet
 from mqtt import topics
 from mqtt import wake as w
 from mqtt.messages import Error, SttFinal
@@ -71,7 +72,8 @@ def probe_clip(tmp: Path, voice) -> dict:
         pcm = wav.readframes(wav.getnframes())
     fires_s, score = offline_score(pcm)
     loud = np.flatnonzero(np.abs(np.frombuffer(pcm, "<i2")) > 500)
-    return {"pcm": pcm, "text": PROBE_TEXT, "offline_score": score, "offline_fires_s": fires_s,
+    return {"pcm": pcm, "text": PROBE_TEXT, "sha256": hashlib.sha256(pcm).hexdigest(),
+            "offline_score": score, "offline_fires_s": fires_s,
             "speech_end_s": (loud[-1] + 1) / 16000,
             "wake_frame": int(fires_s * 32000 / FRAME) - 1,          # the 40 ms frame that completes the firing chunk
             "speech_frame": int(loud[-1] * 2 // FRAME)}              # the frame holding the last speech sample
@@ -108,8 +110,10 @@ def level(fleet: Fleet, hearth, room: str, n: int, source: bytes, probe: dict) -
         streams[sat] = source[shift:] + source[:shift]
     busy0 = metric(hearth.web_port, "hearth_wake_busy_seconds")
     steps0 = metric(hearth.web_port, "hearth_wake_inference_steps")
-    server, me = psutil.Process(hearth.proc.pid), psutil.Process()
-    server.cpu_percent(), me.cpu_percent()
+    server = psutil.Process(hearth.proc.pid)
+    service, me = [server, *server.children(recursive=True)], psutil.Process()     # Hearth and its Mosquitto
+    for proc in (*service, me):
+        proc.cpu_percent()
     backlog, stop = [], threading.Event()
 
     def watch():
@@ -122,7 +126,7 @@ def level(fleet: Fleet, hearth, room: str, n: int, source: bytes, probe: dict) -
     t0 = time.monotonic()
     sent = fleet.play(streams, SECONDS, (probe_sat, probe["pcm"], SECONDS / 2 - 1.0))
     wall = time.monotonic() - t0
-    cpu, bench_cpu = server.cpu_percent() / 100, me.cpu_percent() / 100
+    cpu, bench_cpu = sum(proc.cpu_percent() for proc in service) / 100, me.cpu_percent() / 100
     time.sleep(SETTLE_S)
     stop.set()
     watcher.join()
@@ -130,7 +134,8 @@ def level(fleet: Fleet, hearth, room: str, n: int, source: bytes, probe: dict) -
     steps = metric(hearth.web_port, "hearth_wake_inference_steps") - steps0
     events = list(fleet.events)
     detected = [t for t, dev, topic, _ in events if dev == probe_sat.id and topic == w.wake_detected(dev)]
-    finals = [(t, SttFinal.from_payload(p)) for t, dev, topic, p in events if dev == probe_sat.id and topic == topics.stt_final(dev)]
+    finals = [(t, SttFinal.from_payload(p)) for t, dev, topic, p in events
+              if dev == probe_sat.id and topic == topics.stt_final(dev)]
     errors = sorted({Error.from_payload(p).code for _, dev, topic, p in events if topic == topics.error(dev)})
     wake_at, end_at = sent.get(probe["wake_frame"]), sent.get(probe["speech_frame"])
     row = {
@@ -174,7 +179,8 @@ def sweep(fleet: Fleet, hearth, levels: dict[str, tuple[int, ...]], rounds: int,
             past_knee = None
             for n in levels[room]:
                 if past_knee:
-                    rows.append({"round": r + 1, "room": room, "streams": n, "skipped": f"{past_knee} streams already past the knee"})
+                    rows.append({"round": r + 1, "room": room, "streams": n,
+                                 "skipped": f"{past_knee} streams already past the knee"})
                     continue
                 row = {"round": r + 1, **level(fleet, hearth, room, n, sources[room], probe)}
                 rows.append(row)
@@ -261,18 +267,20 @@ def render(f: dict, history) -> str:
         f"`hearth run` as installed (default config: `[wake] max_streams` {f['cap']}, Wyoming and discovery on) "
         f"on {psutil.cpu_count()} cores. Each satellite is its own paired device: a pairing code over HTTP, "
         "confirmed with `hearth devices pair`, activated for its own broker login under the ACL, on its own MQTT "
-        f"connection ({f['pairing_s']:.0f} s to pair all {f['satellites']}). One sender thread in the bench paces every connection: 16 kHz audio in 40 ms frames, in real time, "
+        f"connection ({f['pairing_s']:.0f} s to pair all {f['satellites']}). One sender thread in the bench paces "
+        "every connection: 16 kHz audio in 40 ms frames, in real time, "
         f"for {f['seconds']:.0f} s a level. `quiet`: room noise at about -60 dBFS on every stream; `busy`: speech "
         "without the wake word on every stream (a television in every room: the worst case). One of the streams is "
         f"the probe, a fixed clip (Piper, noise off, the same every run) saying \"{probe['text']}\"; alone and offline "
         f"the bundled hey_mycroft model first fires {probe['offline_fires_s']:.2f} s into it and peaks at "
-        f"{probe['offline_score']:.3f}.",
+        f"{probe['offline_score']:.3f} (clip sha256 `{probe['sha256'][:16]}`).",
         "",
         "Clocks (monotonic, in the bench process): *detection* runs from the moment the bench handed over the "
         "40 ms frame that completes the 80 ms chunk where the model fires offline, to the probe's `wake/detected` "
         "arriving on its own connection; *transcript* runs from the moment the frame holding the last speech "
         "sample was handed over, to its `stt/final` (this includes the endpointer's trailing silence: Hearth "
         "decides itself where the command ends). Both sides see the same audio; Hearth gets nothing else. "
+        "*Hearth + broker CPU* counts the `hearth` process and its Mosquitto; *bench CPU* the sender. "
         "*Wake thread busy* is the share of the wall clock the wake thread spent in inference "
         "(`hearth_wake_busy_seconds`); *backlog* is the most 80 ms chunks waiting on any stream "
         "(`hearth_wake_backlog_chunks`, read every 0.5 s). A level is held in real time when the probe is "
@@ -282,7 +290,7 @@ def render(f: dict, history) -> str:
         f"{rounds} round{'s' if rounds > 1 else ''}, interleaved (each round runs every level once, the rooms' order alternating). Latencies: "
         "median over rounds (p90, lowest-highest); load: median (lowest-highest).",
         "",
-        "| room | streams | in real time | wake thread busy | Hearth CPU (cores) | bench CPU (cores) | max backlog "
+        "| room | streams | in real time | wake thread busy | Hearth + broker CPU (cores) | bench CPU (cores) | max backlog "
         "| probe: detection | probe: end of speech -> transcript | false detections | errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
