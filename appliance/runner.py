@@ -89,9 +89,12 @@ class PidLock:
         self.fh.flush()
 
     def release(self) -> None:
+        # emptied, never deleted: deleting a lock file lets the next two starts lock two different files
         if self.fh:
+            self.fh.seek(0)
+            self.fh.truncate()
             self.fh.close()
-            self.path.unlink(missing_ok=True)
+            self.fh = None
 
 
 def log_to_file(path: Path, max_bytes: int = 1 << 20, backups: int = 2) -> None:
