@@ -28,6 +28,7 @@ from wyoming.wake import Detect
 
 from appliance.compat.wyoming_info import build_info
 from appliance.compat.wyoming_tts import split_sentences, synthesize
+from appliance.shares import peer_client
 from mqtt.messages import AudioFormat, ProtocolError, SttStart
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class HearthHandler(AsyncEventHandler):
         self.server = server
         self.service = server.service
         self.device = f"wyoming:{next(_counter)}"
+        self.client = peer_client("wyoming", writer)   # its fair share: every connection from one address is one client
         self.results: asyncio.Queue = asyncio.Queue()
         self.sink = SessionSink(asyncio.get_running_loop(), self.results, self.service.sessions.sinks, self.device)
         self.service.sessions.sinks[self.device] = self.sink
@@ -196,7 +198,7 @@ class HearthHandler(AsyncEventHandler):
         self.streamed, self.stream_started = "", False
         self.service.sessions.start(self.device, SttStart(
             session=self.session, rate=fmt.rate, width=fmt.width, channels=fmt.channels, endpoint="device",
-            partials=True, language=self.language))
+            partials=True, language=self.language), client=self.client)
 
     async def _audio_chunk(self, chunk: AudioChunk) -> None:
         fmt = self.audio_format
