@@ -82,6 +82,7 @@ class LimitSettings:
     max_replies_per_client: int = 4  # TTS replies one device may have waiting (served round-robin)
     audio_rate: float = 1.5          # audio faster than this many times real time is refused (0: no limit) ...
     audio_burst_s: float = 2.0       # ... after this many seconds of audio sent at once (jitter, pre-roll)
+    audio_cooldown_s: float = 5.0    # a client refused for that opens no session for this long
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,8 @@ class SessionManager:
         # its partial(SttPartial), final(SttFinal) and error(ProtocolError) replace the MQTT topics
         self.sinks: dict[str, object] = {}
         self.inbox = FairInbox(INBOX_PER_CLIENT)
-        self.guard = AudioGuard(settings.limits.audio_rate, settings.limits.audio_burst_s)
+        lim = settings.limits
+        self.guard = AudioGuard(lim.audio_rate, lim.audio_burst_s, lim.audio_cooldown_s)
         # fn(device, session, text, audio, engine) after each final transcript (e.g. the privacy store),
         # run by `defer` (the service's chores thread) so a slow store never holds up the audio thread
         self.on_final: list = []
@@ -159,11 +160,15 @@ class SessionManager:
         lim = self.settings.limits
         open_here = sum(1 for s in self.sessions.values() if s.client == client)
         if open_here >= lim.max_sessions_per_device:
-            self.guard.close(key)
+            self._refuse(key)
             raise ProtocolError("too_many_sessions",
                                 f"{open_here} sessions already open for this client; end one first", msg.session)
+        if cooling := self.guard.cooling(client):
+            self._refuse(key)
+            raise ProtocolError("too_fast", f"audio came faster than {lim.audio_rate:g}x real time a moment ago; "
+                                f"no new session for {cooling:.0f} s", msg.session)
         if len(self.sessions) >= lim.max_sessions:
-            self.guard.close(key)
+            self._refuse(key)
             raise ProtocolError("busy", f"{len(self.sessions)} sessions are open; try again shortly", msg.session)
         engine = self.decoder.engine
         session = SttSession(device, msg, Endpointer(self.settings.endpoint, stop_at_endpoint=msg.endpoint == "vad"),
@@ -171,6 +176,13 @@ class SessionManager:
         self._warned.discard(key)
         self.sessions[key] = session
         self.metrics.inc("hearth_stt_sessions_total")
+
+    def _refuse(self, key: tuple[str, str]) -> None:
+        """A start refused: its frames are dropped quietly (the refusal was the one error)."""
+        self.guard.close(key)
+        if len(self._warned) > 10000:
+            self._warned.clear()
+        self._warned.add(key)
 
     def _audio(self, device: str, session_id: str, payload: bytes) -> None:
         s = self.sessions.get((device, session_id))

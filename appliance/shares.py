@@ -97,15 +97,24 @@ PASS, REFUSE, DROP = "pass", "refuse", "drop"
 UNKNOWN_FRAMES_PER_S = 50    # frames per device and second for sessions that are not open
 
 
+class TooFast(RuntimeError):
+    """A client sends (or uploads) audio faster than real time allows."""
+
+
 class AudioGuard:
     """Audio faster than real time is refused: a token bucket per open session, checked where the
     audio enters (the network thread, the Wyoming loop), so the excess of a flooding client is
     dropped before it costs anything. A session may run `factor` times faster than real time after
-    a burst of `burst_s` seconds (network jitter, a pre-roll buffer sent at once)."""
+    a burst of `burst_s` seconds (network jitter, a pre-roll buffer sent at once). A client refused
+    for it opens no session for `cooldown_s`. Whole-file uploads (/v1/stt) draw on one bucket per
+    client (`charge`)."""
 
-    def __init__(self, factor: float, burst_s: float):
+    def __init__(self, factor: float, burst_s: float, cooldown_s: float = 0.0):
         self.factor = factor
         self.burst_s = burst_s
+        self.cooldown_s = cooldown_s
+        self._refused: dict[str, float] = {}         # client -> when it was last refused
+        self._uploads: dict[str, list[float]] = {}   # client -> [seconds of credit, last refill]
         self._lock = threading.Lock()
         # (device, session) -> [client, seconds of credit, last refill, bytes per second, refused]
         self._open: dict[tuple[str, str], list] = {}
@@ -145,7 +154,39 @@ class AudioGuard:
             if entry[1] >= 0:
                 return PASS
             entry[4] = True
+            if len(self._refused) > 10000:
+                self._refused.clear()
+            self._refused[entry[0]] = now
             return REFUSE
+
+    def cooling(self, client: str) -> float:
+        """Seconds until a client refused for flooding may open a session again (0: it may)."""
+        with self._lock:
+            at = self._refused.get(client)
+            if at is None:
+                return 0.0
+            left = at + self.cooldown_s - time.monotonic()
+            if left <= 0:
+                del self._refused[client]
+            return max(0.0, left)
+
+    def charge(self, client: str, seconds: float) -> None:
+        """A whole utterance at once (an upload): TooFast while the client is in debt. Credit refills at
+        `factor` seconds of audio per second up to `burst_s`; any one utterance may overdraw it, so a
+        device can always send its longest, and a flood gets `factor` x real time on average."""
+        if self.factor <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._uploads) > 10000:
+                self._uploads.clear()
+            credit = self._uploads.setdefault(client, [self.burst_s, now])
+            credit[0] = min(self.burst_s, credit[0] + (now - credit[1]) * self.factor)
+            credit[1] = now
+            if credit[0] < 0:
+                raise TooFast(f"audio is coming faster than {self.factor:g}x real time; "
+                              f"try again in {-credit[0] / self.factor:.1f} s")
+            credit[0] -= seconds
 
     def _unmetered(self, device: str, now: float) -> str:
         """Frames for sessions that are not open: a few per second reach the session manager (which
