@@ -87,7 +87,8 @@ def install(app: bottle.Bottle, service) -> None:
         device_id = devices.tokens.device_for(bearer())
         if uuid is not None and uuid != device_id:
             raise Forbidden("this token belongs to another device")
-        devices.registry.touch(device_id)
+        # last seen: a registry write (a full sync), so a chore, newest per device, not on the request
+        service.chores.latest(("seen", device_id), lambda: devices.registry.touch(device_id), device=device_id)
         return devices.get(device_id)
 
     def reply(data, etag: bool = False):
