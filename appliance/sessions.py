@@ -92,6 +92,11 @@ class SessionManager:
     def start(self, device: str, msg: SttStart, client: str | None = None) -> None:
         """`client`: whose share the session uses (default: the device itself)."""
         client = client or device
+        if self.guard.cooling(client):
+            # refused here, at once: a Wyoming peer stops being read before it sends more
+            self._error(device, self._too_fast_error(msg.session, cooling=True))
+            self._put(client, ("refused", device, msg.session))
+            return
         self.guard.open((device, msg.session), client, msg.audio_format.bytes_per_second)
         self._put(client, ("start", device, msg))
 
@@ -103,7 +108,11 @@ class SessionManager:
             self.metrics.inc("hearth_stt_frames_dropped_total")
             return
         client = self.guard.client(key) or device
-        self._put(client, ("audio", device, (session, payload)) if verdict == PASS else ("too_fast", device, session))
+        if verdict == PASS:
+            self._put(client, ("audio", device, (session, payload)))
+        else:                               # told at once; the audio thread then ends the session
+            self._error(device, self._too_fast_error(session))
+            self._put(client, ("too_fast", device, session))
 
     def end(self, device: str, session: str) -> None:
         self._put(self.guard.client((device, session)) or device, ("end", device, session))
@@ -130,6 +139,7 @@ class SessionManager:
                     case "start": self._start(device, arg)
                     case "audio": self._audio(device, *arg)
                     case "too_fast": self._too_fast(device, arg)
+                    case "refused": self._refuse((device, arg))
                     case "end": self._end(device, arg)
                     case "decoded": self._decoded(*arg)
                     case "stop": return
@@ -163,10 +173,9 @@ class SessionManager:
             self._refuse(key)
             raise ProtocolError("too_many_sessions",
                                 f"{open_here} sessions already open for this client; end one first", msg.session)
-        if cooling := self.guard.cooling(client):
+        if self.guard.cooling(client):
             self._refuse(key)
-            raise ProtocolError("too_fast", f"audio came faster than {lim.audio_rate:g}x real time a moment ago; "
-                                f"no new session for {cooling:.0f} s", msg.session)
+            raise self._too_fast_error(msg.session, cooling=True)
         if len(self.sessions) >= lim.max_sessions:
             self._refuse(key)
             raise ProtocolError("busy", f"{len(self.sessions)} sessions are open; try again shortly", msg.session)
@@ -212,16 +221,22 @@ class SessionManager:
                 return
         self._maybe_partial(s)
 
+    def _too_fast_error(self, session_id: str, cooling: bool = False) -> ProtocolError:
+        lim = self.settings.limits
+        if cooling:
+            return ProtocolError("too_fast", f"audio came faster than {lim.audio_rate:g}x real time a moment ago; "
+                                 f"no new session for {lim.audio_cooldown_s:g} s from then", session_id)
+        return ProtocolError("too_fast", f"audio arrives faster than {lim.audio_rate:g}x real time (after a "
+                             f"{lim.audio_burst_s:g} s burst); the session is ended: send audio as it is recorded",
+                             session_id)
+
     def _too_fast(self, device: str, session_id: str) -> None:
+        """The guard refused a session's audio (the device was told then): end the session quietly."""
         s = self.sessions.get((device, session_id))
         if s is None or s.state != "open":
             return
-        self._drop(s)
         self.metrics.inc("hearth_stt_too_fast_total")
-        lim = self.settings.limits
-        raise ProtocolError("too_fast", f"audio arrives faster than {lim.audio_rate:g}x real time (after a "
-                            f"{lim.audio_burst_s:g} s burst); the session is ended: send audio as it is recorded",
-                            session_id)
+        self._drop(s)
 
     def _maybe_partial(self, s: SttSession) -> None:
         if self.decoder.engine.streaming:

@@ -9,6 +9,7 @@ client and serves the lanes in turn, so a client's backlog only ever delays that
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import OrderedDict, deque
@@ -250,3 +251,14 @@ def peer_client(protocol: str, writer) -> str:
     """The client key of a TCP peer (an asyncio StreamWriter): `<protocol>:<address>`, any port."""
     peer = writer.get_extra_info("peername")
     return f"{protocol}:{peer[0] if peer else 'unknown'}"
+
+
+REFUSALS = {"too_fast", "too_many_sessions", "busy"}      # a client refused its share of speech
+
+
+def shed(writer, code: str | None, seconds: float) -> None:
+    """A TCP client (Wyoming) refused its share: stop reading what it keeps sending (TCP pushes
+    back, so none of it is parsed) and close the connection after `seconds`."""
+    if code in REFUSALS:
+        writer.transport.pause_reading()
+        asyncio.get_running_loop().call_later(seconds, writer.close)

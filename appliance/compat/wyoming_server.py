@@ -28,7 +28,7 @@ from wyoming.wake import Detect
 
 from appliance.compat.wyoming_info import build_info
 from appliance.compat.wyoming_tts import split_sentences, synthesize
-from appliance.shares import peer_client
+from appliance.shares import peer_client, shed
 from mqtt.messages import AudioFormat, ProtocolError, SttStart
 
 log = logging.getLogger(__name__)
@@ -254,6 +254,7 @@ class HearthHandler(AsyncEventHandler):
             await self.write_event(Error(text=text, code=code).event())
         except (ConnectionError, RuntimeError):
             pass
+        shed(self.writer, code, self.service.settings.limits.audio_cooldown_s)   # refused its share: stop reading it
 
     async def disconnect(self) -> None:
         self._forwarder.cancel()
