@@ -45,6 +45,7 @@ class Outcome:
     quiet: list[float]                   # B's round trips, seconds (end of speech -> final)
     attacked: list[float]
     attacker: dict = field(default_factory=dict)     # the attack's own summary
+    a: dict = field(default_factory=dict)            # the attacker's login or token
     b_errors: list[str] = field(default_factory=list)
     b_texts: list[str] = field(default_factory=list)
 
@@ -109,7 +110,7 @@ def finish(proc: subprocess.Popen) -> dict:
 def scenario(hearth, attack: str, b_link, b_wav: Wav, a: dict, a_wav_path: Path, rounds: int = 3,
              warmup_s: float = 2.0, limit_s: float = 60.0) -> Outcome:
     """B quiet `rounds` times, then the attack starts, then B `rounds` times under it."""
-    out = Outcome(attack, [], [])
+    out = Outcome(attack, [], [], a=a)
     for _ in range(rounds):
         seconds, text = round_trip(b_link, b_wav)
         out.quiet.append(seconds)

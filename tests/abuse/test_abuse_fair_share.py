@@ -4,6 +4,10 @@ the flooding device is told `too_fast` (docs/protocol.md)."""
 
 from __future__ import annotations
 
+import time
+
+from appliance import client
+from appliance.client import DeviceLink
 from fair_share_kit import fair  # noqa: F401  (the module's own Hearth)
 
 
@@ -12,6 +16,10 @@ def test_a_device_streaming_at_10x_real_time_is_refused_and_b_keeps_its_pace(fai
     fair.check_b(out)
     assert out.attacker["errors"].get("too_fast", 0) >= 1, out.attacker      # A got the documented error
     assert out.attacker["frames"] > 500                                        # and it did flood
+    # only that client's sessions ended: after the cooldown, A sending at a sane pace is served again
+    time.sleep(fair.hearth.settings.limits.audio_cooldown_s)
+    with DeviceLink(out.a["credentials"]) as a:
+        assert client.transcribe(a, fair.b_wav).final.text
 
 
 def test_200_churning_connections_on_a_login_do_not_hold_up_b(fair):
