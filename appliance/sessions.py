@@ -86,7 +86,6 @@ class SessionManager:
         self._thread.start()
         metrics.gauge("hearth_stt_sessions_open", lambda: len(self.sessions))
         metrics.gauge("hearth_stt_queue_depth", lambda: self.decoder.depth)
-        metrics.gauge("hearth_stt_inbox_dropped", lambda: self.inbox.dropped)
 
     # called on the network thread (or another edge's thread): meter, enqueue, nothing more
     def start(self, device: str, msg: SttStart, client: str | None = None) -> None:
