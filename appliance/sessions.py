@@ -96,8 +96,11 @@ class SessionManager:
             self._error(device, self._too_fast_error(msg.session, cooling=True))
             self._put(client, ("refused", device, msg.session))
             return
-        self.guard.open((device, msg.session), client, msg.audio_format.bytes_per_second)
-        self._put(client, ("start", device, msg))
+        key = (device, msg.session)
+        opened = self.guard.open(key, client, msg.audio_format.bytes_per_second)
+        if not self.inbox.put(client, ("start", device, msg)) and opened:
+            self.guard.close(key)              # that client's lane is full: the start is lost with its metering
+            self.metrics.inc("hearth_stt_frames_dropped_total")
 
     def audio(self, device: str, session: str, payload: bytes) -> None:
         key = (device, session)
