@@ -25,6 +25,7 @@ from appliance.stt.oneshot import DecodeFailed, transcribe
 from web.app import json_error
 
 TIME_FORMATS = {"24h": "full", "12h": "half"}
+SEEN_EVERY_S = 5.0           # a device's last-seen time is written at most this often
 
 
 class BadBody(DeviceError):
@@ -88,7 +89,8 @@ def install(app: bottle.Bottle, service) -> None:
         if uuid is not None and uuid != device_id:
             raise Forbidden("this token belongs to another device")
         # last seen: a registry write (a full sync), so a chore, newest per device, not on the request
-        service.chores.latest(("seen", device_id), lambda: devices.registry.touch(device_id), device=device_id)
+        service.chores.latest(("seen", device_id), lambda: devices.registry.touch(device_id), device=device_id,
+                              every=SEEN_EVERY_S)
         return devices.get(device_id)
 
     def reply(data, etag: bool = False):

@@ -18,6 +18,8 @@ from mqtt.messages import ProtocolError
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 0.5
+PRESENCE_EVERY_S = 1.0       # a device's presence is written at most this often (its newest status wins)
+SETTINGS_EVERY_S = 1.0       # settings/get is answered at most this often per device
 
 
 def install(service) -> Devices:
@@ -33,7 +35,7 @@ def install(service) -> Devices:
     # nothing slow on the network thread: registry writes and settings look-ups run as chores
     presence = Presence(devices.registry, BrokerLog(broker_config(service.settings).log, service.settings.broker.tls_port),
                         service.settings.limits.max_json_bytes,
-                        defer=lambda key, fn: service.chores.latest(key, fn, device=key[1]))
+                        defer=lambda key, fn: service.chores.latest(key, fn, device=key[1], every=PRESENCE_EVERY_S))
     service.subscriptions += [t for t in wire.SUBSCRIPTIONS if t not in service.subscriptions]
     service.inbound.extra["status"] = lambda device, ref, payload: presence.on_status(device, payload)
     service.inbound.extra["settings/get"] = lambda device, ref, payload: _settings_get(
@@ -51,7 +53,8 @@ def install(service) -> Devices:
 
 def _settings_get(service, devices: Devices, device: str, payload: bytes, max_json: int) -> None:
     wire.SettingsGet.from_payload(payload, max_json)      # checked on the network thread, answered as a chore
-    service.chores.latest(("settings", device), lambda: _publish_settings(devices, device), device=device)
+    service.chores.latest(("settings", device), lambda: _publish_settings(devices, device), device=device,
+                          every=SETTINGS_EVERY_S)
 
 
 def _publish_settings(devices: Devices, device: str) -> None:

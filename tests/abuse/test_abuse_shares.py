@@ -106,3 +106,16 @@ def test_chores_keep_only_the_newest_per_key_and_report_errors():
     chores.stop()
     assert ran == [199]                           # 200 status messages, one registry write
     assert reported == [("b", "bad_message")]
+
+
+def test_a_chore_with_every_runs_at_once_then_at_most_that_often():
+    ran = []
+    chores = Chores(lambda device, exc: None)
+    t0 = time.monotonic()
+    chores.latest("presence", lambda: ran.append(time.monotonic() - t0), every=0.3)
+    time.sleep(0.1)
+    for _ in range(50):
+        chores.latest("presence", lambda: ran.append(time.monotonic() - t0), every=0.3)
+    time.sleep(0.5)
+    chores.stop()
+    assert len(ran) == 2 and ran[0] < 0.1 and 0.28 <= ran[1] - ran[0] < 0.45, ran
