@@ -53,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("wav")
             c.add_argument("--endpoint", choices=("device", "vad"), default="device",
                            help="device: end after the file; vad: let Hearth detect the end of speech")
-            c.add_argument("--realtime", action="store_true", help="send audio at the speed of speech")
+            c.add_argument("--realtime", action="store_true",
+                           help="send audio at the speed of speech (default: as fast as Hearth accepts audio)")
             c.add_argument("--partials", action="store_true", help="print partial transcripts to stderr")
     for action in CLIENT_ACTIONS:
         action.add_parser(client)

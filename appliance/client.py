@@ -20,6 +20,16 @@ from mqtt import topics
 from mqtt.client import Connection, Credentials
 from mqtt.messages import Error, SttEnd, SttFinal, SttPartial, SttStart, TtsEnd, TtsSay, TtsStart
 
+# Not realtime means as fast as Hearth accepts (limits.audio_rate after limits.audio_burst_s),
+# with a margin for jitter: this much at once, then this many times real time.
+FAST_BURST_S = 1.0
+FAST_RATE = 1.3
+
+
+def send_offset(sent_s: float, realtime: bool) -> float:
+    """Seconds after the first frame at which audio `sent_s` seconds into a recording may go out."""
+    return sent_s if realtime else max(0.0, sent_s - FAST_BURST_S) / FAST_RATE
+
 
 class ClientError(RuntimeError):
     """Something the person can fix: the message says what."""
@@ -138,10 +148,11 @@ def transcribe(link: DeviceLink, wav: Wav, endpoint: str = "device", frame_ms: i
     audio_topic = topics.stt_audio(link.device, session)
     t_start = time.monotonic()
     for i in range(0, len(wav.pcm), step):
+        if not realtime:
+            time.sleep(max(0.0, t_start + send_offset(i / fmt.bytes_per_second, False) - time.monotonic()))
         link.publish(audio_topic, wav.pcm[i:i + step], qos=0)
-        if realtime:
-            due = t_start + (i + step) / fmt.bytes_per_second
-            time.sleep(max(0.0, due - time.monotonic()))
+        if realtime:            # each frame goes out when its recording would have ended
+            time.sleep(max(0.0, t_start + send_offset((i + step) / fmt.bytes_per_second, True) - time.monotonic()))
     t_last = time.monotonic()
     if endpoint == "device":
         link.publish(topics.stt_end(link.device), SttEnd(session=session).to_payload())

@@ -80,8 +80,14 @@ class LimitSettings:
     max_frame_bytes: int = 65536
     max_session_s: float = 30.0      # audio per session
     session_idle_timeout_s: float = 10.0  # no frame for this long: the session is abandoned
-    max_sessions_per_device: int = 2
+    max_sessions_per_device: int = 2 # STT sessions open at once per client (device, Wyoming address, Hermes site)
+    max_sessions: int = 64           # STT sessions open at once across all clients
     max_queue: int = 64              # decodes waiting across all devices
+    max_queue_per_client: int = 4    # decodes one client may have waiting (finals round-robin between clients)
+    max_replies_per_client: int = 4  # TTS replies one device may have waiting (served round-robin)
+    audio_rate: float = 1.5          # audio faster than this many times real time is refused (0: no limit) ...
+    audio_burst_s: float = 2.0       # ... after this many seconds of audio sent at once (jitter, pre-roll)
+    audio_cooldown_s: float = 5.0    # a client refused for that opens no session for this long
 
 
 @dataclass(frozen=True)

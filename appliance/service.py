@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from appliance.accounts import LocalAccounts
+from appliance.chores import Chores
 from appliance.config import Settings
 from appliance.control import ServiceLock
 from appliance.devices.registry import Registry
@@ -120,14 +121,17 @@ class Service:
         s = self.settings
         t0 = time.perf_counter()
         self.engine = load_engine(s.stt)
-        self.decoder = Decoder(self.engine, s.limits.max_queue)
+        self.decoder = Decoder(self.engine, s.limits.max_queue, s.limits.max_queue_per_client)
         self.voices = Voices(s.tts, use_cuda=getattr(self.engine, "device", "cpu") == "cuda")
         self.phrase_cache = PhraseCache(s.data_dir / "tts-cache", s.tts.cache_entries)
         self.replies = Replies(self._publish)
+        self.chores = Chores(self.replies.error)       # slow work off the network and audio threads
         self.sessions = SessionManager(s, self.decoder, self.replies, self.metrics)
-        self.speaker = Speaker(s.tts, self.voices, self.phrase_cache, self.metrics, self.replies)
+        self.sessions.defer = self.chores.run
+        self.speaker = Speaker(s.tts, self.voices, self.phrase_cache, self.metrics, self.replies,
+                               per_client=s.limits.max_replies_per_client)
         self.inbound = Inbound(self.sessions, self.speaker, self.replies, self.metrics, s.limits.max_json_bytes)
-        self._stoppers += [self.speaker.stop, self.sessions.stop, self.decoder.stop]
+        self._stoppers += [self.speaker.stop, self.sessions.stop, self.decoder.stop, self.chores.stop]
         log.info("engines loaded in %.1f s: stt %s (%s), tts %s", time.perf_counter() - t0,
                  self.engine.name, self.engine.model, s.tts.voice)
 
@@ -182,7 +186,7 @@ class Service:
 
     def healthy(self) -> bool:
         """What the watchdog checks: the broker connection is up and every worker thread still runs."""
-        threads = [self.decoder._thread, self.sessions._thread, self.speaker._thread]
+        threads = [self.decoder._thread, self.sessions._thread, self.speaker._thread, self.chores._thread]
         web = getattr(self, "web", None)
         if web is not None:
             threads.append(web._thread)

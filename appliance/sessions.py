@@ -2,12 +2,14 @@
 
 All session state lives on one thread (the "audio" thread): the MQTT network thread only puts
 decoded, validated messages in its inbox, and the decode worker puts its results there too.
+The inbox keeps one lane per client, served in turn, and audio faster than `limits.audio_rate`
+times real time is refused where it enters, so a flooding client delays only itself
+(appliance/shares.py).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,11 +19,13 @@ from appliance.audio.pcm import ENGINE_BYTES_PER_S, frame_to_engine
 from appliance.config import Settings
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
+from appliance.shares import DROP, PASS, AudioGuard, FairInbox
 from appliance.stt.decoder import FINAL, PARTIAL, SPECULATIVE, DecodeJob, Decoder, QueueFull
 from mqtt import topics
 from mqtt.messages import ProtocolError, SttFinal, SttPartial, SttStart
 
 log = logging.getLogger(__name__)
+INBOX_PER_CLIENT = 2000          # messages one client may have waiting for the audio thread
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class SttSession:
     device: str
     start: SttStart
     endpointer: Endpointer
+    client: str = ""                     # whose share (appliance/shares.py): the device, a Wyoming address, ...
     stream: object | None = None
     audio: bytearray = field(default_factory=bytearray)
     opened: float = field(default_factory=time.monotonic)
@@ -79,9 +84,13 @@ class SessionManager:
         # other edges (Hermes, Wyoming) register a sink for their device ids ("hermes:<site>", ...):
         # its partial(SttPartial), final(SttFinal) and error(ProtocolError) replace the MQTT topics
         self.sinks: dict[str, object] = {}
-        self.inbox: queue.Queue = queue.Queue()
-        # fn(device, session, text, audio, engine) after each final transcript (e.g. the privacy store)
+        self.inbox = FairInbox(INBOX_PER_CLIENT)
+        lim = settings.limits
+        self.guard = AudioGuard(lim.audio_rate, lim.audio_burst_s, lim.audio_cooldown_s)
+        # fn(device, session, text, audio, engine) after each final transcript (e.g. the privacy store),
+        # run by `defer` (the service's chores thread) so a slow store never holds up the audio thread
         self.on_final: list = []
+        self.defer = lambda fn: fn()
         self._stop = threading.Event()
         # fn(event, device, session, text) on the audio thread; event: thinking | final | failed
         self.observers: list = []
@@ -90,34 +99,62 @@ class SessionManager:
         metrics.gauge("hearth_stt_sessions_open", lambda: len(self.sessions))
         metrics.gauge("hearth_stt_queue_depth", lambda: self.decoder.depth)
 
-    # called on the network thread: enqueue only
-    def start(self, device: str, msg: SttStart, wake: "WakeLead | None" = None) -> None:
-        """Open a session; `wake`: it begins with a wake word's tail (see WakeLead)."""
-        self.inbox.put(("start", device, (msg, wake)))
+    # called on the network thread (or another edge's thread): meter, enqueue, nothing more
+    def start(self, device: str, msg: SttStart, client: str | None = None, wake: "WakeLead | None" = None) -> None:
+        """`client`: whose share the session uses (default: the device itself); `wake`: the session
+        begins with a wake word's tail (see WakeLead)."""
+        client = client or device
+        if self.guard.cooling(client):
+            # refused here, at once: a Wyoming peer stops being read before it sends more
+            self._error(device, self._too_fast_error(msg.session, cooling=True))
+            self._put(client, ("refused", device, msg.session))
+            return
+        key = (device, msg.session)
+        opened = self.guard.open(key, client, msg.audio_format.bytes_per_second)
+        if not self.inbox.put(client, ("start", device, (msg, wake))) and opened:
+            self.guard.close(key)              # that client's lane is full: the start is lost with its metering
+            self.metrics.inc("hearth_stt_frames_dropped_total")
 
     def audio(self, device: str, session: str, payload: bytes) -> None:
-        self.inbox.put(("audio", device, (session, payload)))
+        key = (device, session)
+        # an oversized frame is refused as too_large on the audio thread, not metered
+        verdict = self.guard.allow(key, len(payload)) if len(payload) <= self.settings.limits.max_frame_bytes else PASS
+        if verdict == DROP:
+            self.metrics.inc("hearth_stt_frames_dropped_total")
+            return
+        client = self.guard.client(key) or device
+        if verdict == PASS:
+            self._put(client, ("audio", device, (session, payload)))
+        else:                               # told at once; the audio thread then ends the session
+            self._error(device, self._too_fast_error(session))
+            self._put(client, ("too_fast", device, session))
 
     def end(self, device: str, session: str) -> None:
-        self.inbox.put(("end", device, session))
+        self._put(self.guard.client((device, session)) or device, ("end", device, session))
+
+    def _put(self, client: str, item: tuple) -> None:
+        if not self.inbox.put(client, item):
+            self.metrics.inc("hearth_stt_frames_dropped_total")
 
     def stop(self) -> None:
         self._stop.set()
-        self.inbox.put(("stop", "", None))
+        self.inbox.put_urgent(("stop", "", None))
         self._thread.join(timeout=5)
 
     # the audio thread
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                op, device, arg = self.inbox.get(timeout=0.25)
-            except queue.Empty:
+            item = self.inbox.get(timeout=0.25)
+            if item is None:
                 self._tick()
                 continue
+            op, device, arg = item
             try:
                 match op:
                     case "start": self._start(device, *arg)
                     case "audio": self._audio(device, *arg)
+                    case "too_fast": self._too_fast(device, arg)
+                    case "refused": self._refuse((device, arg))
                     case "end": self._end(device, arg)
                     case "decoded": self._decoded(*arg)
                     case "stop": return
@@ -144,17 +181,34 @@ class SessionManager:
         key = (device, msg.session)
         if key in self.sessions:
             raise ProtocolError("session_exists", f"session '{msg.session}' is already open", msg.session)
-        open_here = sum(1 for k in self.sessions if k[0] == device)
-        if open_here >= self.settings.limits.max_sessions_per_device:
+        client = self.guard.client(key) or device
+        lim = self.settings.limits
+        open_here = sum(1 for s in self.sessions.values() if s.client == client)
+        if open_here >= lim.max_sessions_per_device:
+            self._refuse(key)
             raise ProtocolError("too_many_sessions",
-                                f"{open_here} sessions already open for this device; end one first", msg.session)
+                                f"{open_here} sessions already open for this client; end one first", msg.session)
+        if self.guard.cooling(client):
+            self._refuse(key)
+            raise self._too_fast_error(msg.session, cooling=True)
+        if len(self.sessions) >= lim.max_sessions:
+            self._refuse(key)
+            raise ProtocolError("busy", f"{len(self.sessions)} sessions are open; try again shortly", msg.session)
         engine = self.decoder.engine
         endpointer = Endpointer(self.settings.endpoint, stop_at_endpoint=msg.endpoint == "vad",
                                 **(wake.endpointer_args() if wake else {}))
-        session = SttSession(device, msg, endpointer, stream=engine.open_stream() if engine.streaming else None)
+        session = SttSession(device, msg, endpointer, client=client,
+                             stream=engine.open_stream() if engine.streaming else None)
         self._warned.discard(key)
         self.sessions[key] = session
         self.metrics.inc("hearth_stt_sessions_total")
+
+    def _refuse(self, key: tuple[str, str]) -> None:
+        """A start refused: its frames are dropped quietly (the refusal was the one error)."""
+        self.guard.close(key)
+        if len(self._warned) > 10000:
+            self._warned.clear()
+        self._warned.add(key)
 
     def _audio(self, device: str, session_id: str, payload: bytes) -> None:
         s = self.sessions.get((device, session_id))
@@ -183,6 +237,23 @@ class SessionManager:
                 self._finalize(s, "vad" if event == "endpoint" else "no-speech")
                 return
         self._maybe_partial(s)
+
+    def _too_fast_error(self, session_id: str, cooling: bool = False) -> ProtocolError:
+        lim = self.settings.limits
+        if cooling:
+            return ProtocolError("too_fast", f"audio came faster than {lim.audio_rate:g}x real time a moment ago; "
+                                 f"no new session for {lim.audio_cooldown_s:g} s from then", session_id)
+        return ProtocolError("too_fast", f"audio arrives faster than {lim.audio_rate:g}x real time (after a "
+                             f"{lim.audio_burst_s:g} s burst); the session is ended: send audio as it is recorded",
+                             session_id)
+
+    def _too_fast(self, device: str, session_id: str) -> None:
+        """The guard refused a session's audio (the device was told then): end the session quietly."""
+        s = self.sessions.get((device, session_id))
+        if s is None or s.state != "open":
+            return
+        self.metrics.inc("hearth_stt_too_fast_total")
+        self._drop(s)
 
     def _maybe_partial(self, s: SttSession) -> None:
         if self.decoder.engine.streaming:
@@ -226,7 +297,8 @@ class SessionManager:
             s.fed = len(s.audio)
         else:
             audio = bytes(s.audio[s.endpointer.command_start:])     # a wake word's tail is not the command
-        job = DecodeJob(s.key, kind, audio, len(s.audio), s.start.language, self._on_decoded, stream=s.stream)
+        job = DecodeJob(s.key, kind, audio, len(s.audio), s.start.language, self._on_decoded, stream=s.stream,
+                        client=s.client)
         try:
             self.decoder.submit(job)
         except QueueFull as exc:
@@ -239,7 +311,7 @@ class SessionManager:
             s.final_submitted = True
 
     def _on_decoded(self, job: DecodeJob, text: str | None, ms: float) -> None:   # worker thread
-        self.inbox.put(("decoded", job.key[0], (job, text, ms)))
+        self.inbox.put_urgent(("decoded", job.key[0], (job, text, ms)))
 
     def _decoded(self, job: DecodeJob, text: str | None, ms: float) -> None:
         s = self.sessions.get(job.key)
@@ -288,11 +360,14 @@ class SessionManager:
         self._notify("final", s, text)
         self._drop(s)
         for hook in self.on_final:
-            try:
-                # the session is closed, so its buffer no longer changes: no copy on every final
-                hook(s.device, s.start.session, text, s.audio, self.decoder.engine.name)
-            except Exception:
-                log.exception("final-transcript hook %s failed", hook)
+            # the session is closed, so its buffer no longer changes: no copy on every final
+            self.defer(lambda hook=hook: self._run_hook(hook, s, text))
+
+    def _run_hook(self, hook, s: SttSession, text: str) -> None:
+        try:
+            hook(s.device, s.start.session, text, s.audio, self.decoder.engine.name)
+        except Exception:
+            log.exception("final-transcript hook %s failed", hook)
 
     def _error(self, device: str, exc: ProtocolError) -> None:
         if sink := self.sinks.get(device):
@@ -309,6 +384,7 @@ class SessionManager:
             s.state = "done"
             self._notify("failed", s)
         self.sessions.pop(s.key, None)
+        self.guard.close(s.key)
         if len(self._warned) > 10000:
             self._warned.clear()
         self._warned.add(s.key)

@@ -1,6 +1,6 @@
 """`./build.sh bench`: run every benchmark and write docs/benchmarks.md from this one run.
 
-Sections: voice (this room), satellites, firmware (when their modules are present); the image
+Sections: voice (this room), satellites, firmware, abuse (when their modules are present); the image
 figures come from the image tier's own run (docs/benchmarks-image.md) and are folded in as they are.
 """
 
@@ -18,13 +18,13 @@ import psutil
 
 from bench.common import ROOT
 
-SECTIONS = ["bench.voice", "bench.satellites", "bench.firmware"]
+SECTIONS = ["bench.voice", "bench.satellites", "bench.firmware", "bench.abuse"]
 INCLUDED = ["benchmarks-image.md"]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="./build.sh bench")
-    p.add_argument("only", nargs="*", help="run only these sections (voice, satellites, firmware); "
+    p.add_argument("only", nargs="*", help="run only these sections (voice, satellites, firmware, abuse); "
                    "the others keep the figures of their last run")
     p.add_argument("--rounds", type=int, default=3, help="rounds of a section's interleaved sweep (where it has one)")
     args = p.parse_args()
@@ -55,7 +55,7 @@ def assemble() -> None:
         f"{psutil.cpu_count()} cores and {psutil.virtual_memory().total / 2**30:.0f} GiB "
         f"({platform.processor() or platform.machine()}), CPU only. Figures are medians unless named; "
         "these machines are noisy, so every comparison runs both sides in the same run, taking turns. "
-        "`./build.sh bench voice` (or satellites, firmware) reruns one section; the image figures come "
+        "`./build.sh bench voice` (or satellites, firmware, abuse) reruns one section; the image figures come "
         "from the image tier (`./build.sh test-image`).",
         "",
     ]

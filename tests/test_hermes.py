@@ -19,6 +19,7 @@ from rhasspyhermes.tts import TtsSay, TtsSayFinished
 
 from appliance import cli, config
 from appliance.audio.pcm import wav_bytes
+from appliance.client import send_offset
 from appliance.compat import hermes_account
 from conftest import word_error_rate
 from mqtt.client import Connection, Credentials
@@ -77,7 +78,11 @@ class Satellite:
 
     def stream(self, site: str, wav, realtime: bool = False) -> None:
         src = io.BytesIO(wav_bytes(wav.pcm, wav.format.rate))
+        t0, sent = time.monotonic(), 0.0          # not realtime: as fast as Hearth accepts (appliance.client's pace)
         for chunk in AudioFrame.iter_wav_chunked(src, frames_per_chunk=512, live_delay=realtime):
+            if not realtime:
+                time.sleep(max(0.0, t0 + send_offset(sent, False) - time.monotonic()))
+                sent += 512 / wav.format.rate
             self.send(AudioFrame(wav_bytes=chunk), site_id=site)
 
     def close(self) -> None:

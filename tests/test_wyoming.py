@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 
 import pytest
 from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
@@ -18,6 +19,7 @@ from wyoming.error import Error
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
+from appliance.client import send_offset
 from conftest import word_error_rate
 
 COMMAND = "Turn on the kitchen lights and set a timer for ten minutes."
@@ -44,8 +46,11 @@ async def events_until(client: AsyncTcpClient, *types: str) -> list:
 
 
 async def send_audio(client: AsyncTcpClient, pcm: bytes, rate: int, chunk_bytes: int = 2048) -> None:
+    """As fast as Hearth accepts audio (limits.audio_rate): appliance.client's pace."""
     await client.write_event(AudioStart(rate=rate, width=2, channels=1).event())
+    t0 = time.monotonic()
     for i in range(0, len(pcm), chunk_bytes):
+        await asyncio.sleep(max(0.0, t0 + send_offset(i / (rate * 2), False) - time.monotonic()))
         await client.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=pcm[i:i + chunk_bytes]).event())
     await client.write_event(AudioStop().event())
 

@@ -16,13 +16,16 @@ import json
 import bottle
 
 from appliance.audio.decode import AudioFileError, decode_file
+from appliance.audio.pcm import ENGINE_BYTES_PER_S
 from appliance.devices.errors import DeviceError, Forbidden, NotConfirmed
 from appliance.runner import lan_address
+from appliance.shares import TooFast
 from appliance.stt.decoder import QueueFull
 from appliance.stt.oneshot import DecodeFailed, transcribe
 from web.app import json_error
 
 TIME_FORMATS = {"24h": "full", "12h": "half"}
+SEEN_EVERY_S = 5.0           # a device's last-seen time is written at most this often
 
 
 class BadBody(DeviceError):
@@ -53,6 +56,8 @@ def install(app: bottle.Bottle, service) -> None:
                 return json_error(status, exc.code, exc.message)
             except QueueFull as exc:
                 return json_error(503, "busy", str(exc))
+            except TooFast as exc:
+                return json_error(429, "too_fast", str(exc))
             except DecodeFailed as exc:
                 return json_error(503, "stt_failed", str(exc))
         return wrapper
@@ -83,7 +88,9 @@ def install(app: bottle.Bottle, service) -> None:
         device_id = devices.tokens.device_for(bearer())
         if uuid is not None and uuid != device_id:
             raise Forbidden("this token belongs to another device")
-        devices.registry.touch(device_id)
+        # last seen: a registry write (a full sync), so a chore, newest per device, not on the request
+        service.chores.latest(("seen", device_id), lambda: devices.registry.touch(device_id), device=device_id,
+                              every=SEEN_EVERY_S)
         return devices.get(device_id)
 
     def reply(data, etag: bool = False):
@@ -192,7 +199,11 @@ def install(app: bottle.Bottle, service) -> None:
     def stt():
         device = device_of()
         lang = bottle.request.query.getunicode("lang", "") or ""
+        # its fair share: no faster than limits.audio_rate x real time on average (in debt: refused
+        # before the file is decoded)
+        service.sessions.guard.charge(device.id, 0.0)
         pcm = decode_file(body(max_audio), limits.max_session_s)
+        service.sessions.guard.charge(device.id, len(pcm) / ENGINE_BYTES_PER_S)
         language = lang.split("-")[0].lower() or None
         text = transcribe(service.decoder, pcm, language, device.id)
         service.metrics.inc("hearth_http_stt_total")

@@ -88,7 +88,7 @@ class HermesSpeaker:
         t0 = time.monotonic()
         voice = self.voice_for(msg.lang)
         rate = self.speaker.rate(voice)
-        pcm = b"".join(self.speaker.stream(msg.text, voice))
+        pcm = b"".join(self.speaker.stream(msg.text, voice, client=f"hermes:{msg.site_id}"))
         wav = wav_bytes(pcm, rate)
         if len(wav) > self.max_wav_bytes:
             raise h.HermesError("tts", f"the reply is {len(pcm) / 2 / rate:.0f} s of audio, too long for one playBytes "

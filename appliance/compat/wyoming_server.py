@@ -34,6 +34,7 @@ from wyoming.wake import Detect
 from appliance.compat.wyoming_info import build_info
 from appliance.compat.wyoming_tts import SentenceStream, synthesize
 from appliance.devices.wyoming_clients import normalize
+from appliance.shares import peer_client, shed
 from mqtt.messages import AudioFormat, ProtocolError, SttStart
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class HearthHandler(AsyncEventHandler):
         self.service = server.service
         self.address = normalize((writer.get_extra_info("peername") or ("0.0.0.0",))[0])
         self.device = f"wyoming:{next(_counter)}"
+        self.client = peer_client("wyoming", writer)   # its fair share: every connection from one address is one client
         self.results: asyncio.Queue = asyncio.Queue()
         self.sink = SessionSink(asyncio.get_running_loop(), self.results, self.service.sessions.sinks, self.device)
         self.service.sessions.sinks[self.device] = self.sink
@@ -209,7 +211,7 @@ class HearthHandler(AsyncEventHandler):
         self.streamed, self.stream_started = "", False
         self.service.sessions.start(self.device, SttStart(
             session=self.session, rate=fmt.rate, width=fmt.width, channels=fmt.channels, endpoint="device",
-            partials=True, language=self.language))
+            partials=True, language=self.language), client=self.client)
 
     async def _audio_chunk(self, chunk: AudioChunk) -> None:
         fmt = self.audio_format
@@ -287,6 +289,7 @@ class HearthHandler(AsyncEventHandler):
             await self.write_event(Error(text=text, code=code).event())
         except (ConnectionError, RuntimeError):
             pass
+        shed(self.writer, code, self.service.settings.limits.audio_cooldown_s)   # refused its share: stop reading it
 
     async def disconnect(self) -> None:
         self.server.handlers.discard(self)

@@ -1,9 +1,9 @@
 """Wyoming text to speech: text in, `audio-start`, `audio-chunk`s and `audio-stop` out.
 
 The audio comes from the one speaker (service.speaker.stream: same voices, phrase cache and
-engine lock as MQTT devices), produced on a worker thread and written as it arrives. Streamed
-text (`synthesize-start/chunk/stop`) goes through a SentenceStream: each chunk costs time in its
-own length, never the stream's, and the stream's total is capped.
+turns at the engine as MQTT devices, one client per peer address), produced on a worker thread and
+written as it arrives. Streamed text (`synthesize-start/chunk/stop`) goes through a SentenceStream:
+each chunk costs time in its own length, never the stream's, and the stream's total is capped.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ async def synthesize(handler, text: str, voice: str | None) -> None:
 
     def produce() -> None:
         try:
-            for pcm in speaker.stream(" ".join(text.split()), name):
+            for pcm in speaker.stream(" ".join(text.split()), name, client=handler.client):
                 loop.call_soon_threadsafe(pieces.put_nowait, pcm)
         except Exception as exc:             # reported to this client; the speaker keeps serving others
             loop.call_soon_threadsafe(pieces.put_nowait, exc)

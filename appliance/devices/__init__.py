@@ -21,6 +21,8 @@ from mqtt.messages import ProtocolError
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 0.5
+PRESENCE_EVERY_S = 1.0       # a device's presence is written at most this often (its newest status wins)
+SETTINGS_EVERY_S = 1.0       # settings/get is answered at most this often per device
 
 
 def install(service) -> Devices:
@@ -34,12 +36,14 @@ def install(service) -> Devices:
     service.devices = devices
     service.wyoming_access = WyomingAccess(service.store, devices.registry, service.settings.wyoming)
 
+    # nothing slow on the network thread: registry writes and settings look-ups run as chores
     presence = Presence(devices.registry, BrokerLog(broker_config(service.settings).transports, service.settings.broker.tls_port),
-                        service.settings.limits.max_json_bytes)
+                        service.settings.limits.max_json_bytes,
+                        defer=lambda key, fn: service.chores.latest(key, fn, device=key[1], every=PRESENCE_EVERY_S))
     service.subscriptions += [t for t in wire.SUBSCRIPTIONS if t not in service.subscriptions]
     service.inbound.extra["status"] = lambda device, ref, payload: presence.on_status(device, payload)
-    service.inbound.extra["settings/get"] = lambda device, ref, payload: _settings_get(devices, device, payload,
-                                                                                       service.settings.limits.max_json_bytes)
+    service.inbound.extra["settings/get"] = lambda device, ref, payload: _settings_get(
+        service, devices, device, payload, service.settings.limits.max_json_bytes)
     service.after_connect.append(lambda: devices.apply(republish=True))
     service.web_installers.append(lambda app: device_api.install(app, service))
 
@@ -51,8 +55,13 @@ def install(service) -> Devices:
     return devices
 
 
-def _settings_get(devices: Devices, device: str, payload: bytes, max_json: int) -> None:
-    wire.SettingsGet.from_payload(payload, max_json)
+def _settings_get(service, devices: Devices, device: str, payload: bytes, max_json: int) -> None:
+    wire.SettingsGet.from_payload(payload, max_json)      # checked on the network thread, answered as a chore
+    service.chores.latest(("settings", device), lambda: _publish_settings(devices, device), device=device,
+                          every=SETTINGS_EVERY_S)
+
+
+def _publish_settings(devices: Devices, device: str) -> None:
     try:
         devices.publish_settings(device, force=True)
     except DeviceError as exc:

@@ -12,7 +12,7 @@ import time
 from appliance.config import Settings
 from appliance.devices.manager import APPLIED_KEY, Devices
 from appliance.devices.registry import Device
-from appliance.devices.wyoming_clients import WyomingAccess, WyomingClient
+from appliance.devices.wyoming_clients import WyomingAccess
 from appliance.store import Store
 
 COMMAND = "devices"

@@ -49,16 +49,22 @@ class BrokerLog:
 
 
 class Presence:
-    def __init__(self, registry: Registry, broker_log: BrokerLog, max_json: int):
+    def __init__(self, registry: Registry, broker_log: BrokerLog, max_json: int, defer=None):
         self.registry = registry
         self.broker_log = broker_log
         self.max_json = max_json
+        # defer(key, fn): where the registry write runs (the service's chores thread, newest per device)
+        self.defer = defer or (lambda key, fn: fn())
 
     def on_status(self, device: str, payload: bytes) -> None:
-        """A device's retained status (or its last will). Empty payload: a cleared retained message."""
+        """A device's retained status (or its last will). Empty payload: a cleared retained message.
+        Checked here (on the network thread); written to the registry by `defer`."""
         if not payload:
             return
         msg = DeviceStatus.from_payload(payload, self.max_json)    # ProtocolError goes to the device
+        self.defer(("status", device), lambda: self._record(device, msg))
+
+    def _record(self, device: str, msg: DeviceStatus) -> None:
         facts = {k: v for k, v in (("firmware", msg.firmware), ("platform", msg.platform)) if v}
         if msg.online:
             transport = self.broker_log.scan().get(device)

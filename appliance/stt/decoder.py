@@ -1,8 +1,10 @@
-"""The decode queue: one worker thread per engine, one decode at a time, fair between devices.
+"""The decode queue: one worker thread per engine, one decode at a time, fair between clients.
 
-Finals (and speculative finals) go first, oldest first. Partials only run when no final waits,
-at most one per session, taking devices in turn, so a chatty device cannot starve the others and
-many streaming satellites cannot delay the one device that finished speaking.
+Finals (and speculative finals) go first: one lane per client (appliance/shares.py), oldest first
+within a lane, the lanes in turn, so a client with many utterances waiting delays only itself.
+Partials only run when no final waits, at most one per session, taking sessions in turn, so a
+chatty device cannot starve the others and many streaming satellites cannot delay the one device
+that finished speaking. A client may have `max_per_client` finals waiting, all together `max_queue`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from appliance.shares import Lanes
 from appliance.stt.engines import SttEngine
 
 log = logging.getLogger(__name__)
@@ -34,14 +37,20 @@ class DecodeJob:
     language: str | None
     done: Callable[["DecodeJob", str, float], None]   # (job, text, decode_ms), called on the worker thread
     stream: object | None = None         # streaming engines: the session's recognizer
+    client: str = ""                     # whose lane (appliance/shares.py); empty: the device
     submitted: float = field(default_factory=time.monotonic)
+
+    @property
+    def lane(self) -> str:
+        return self.client or self.key[0]
 
 
 class Decoder:
-    def __init__(self, engine: SttEngine, max_queue: int = 64):
+    def __init__(self, engine: SttEngine, max_queue: int = 64, max_per_client: int = 4):
         self.engine = engine
         self.max_queue = max_queue
-        self._finals: deque[DecodeJob] = deque()
+        self.max_per_client = max_per_client
+        self._finals: Lanes[DecodeJob] = Lanes()
         self._partials: "OrderedDict[tuple[str, str], DecodeJob]" = OrderedDict()
         self._cond = threading.Condition()
         self._stop = False
@@ -67,17 +76,20 @@ class Decoder:
             else:
                 if len(self._finals) >= self.max_queue:
                     raise QueueFull(f"{len(self._finals)} decodes are waiting; try again shortly")
+                if self._finals.count(job.lane) >= self.max_per_client:
+                    raise QueueFull(f"{self.max_per_client} of your decodes are already waiting; "
+                                    "wait for their transcripts")
                 if job.stream is not None and job.key in self._partials:
                     # a stream's pending audio must be fed before its final
                     old = self._partials.pop(job.key)
                     job.audio = old.audio + job.audio
-                self._finals.append(job)
+                self._finals.push(job.lane, job)
             self._cond.notify()
 
     def forget(self, key: tuple[str, str]) -> None:
         with self._cond:
             self._partials.pop(key, None)
-            self._finals = deque(j for j in self._finals if j.key != key)
+            self._finals.remove(lambda j: j.key == key)
 
     def _next(self) -> DecodeJob | None:
         with self._cond:
@@ -87,7 +99,7 @@ class Decoder:
                 return None
             self.busy = True
             if self._finals:
-                return self._finals.popleft()
+                return self._finals.pop()
             _key, job = self._partials.popitem(last=False)   # devices in turn
             return job
 

@@ -3,12 +3,14 @@
 `stream()` yields PCM chunks as Piper finishes each sentence (or from the phrase cache), so the
 first audio leaves before the whole reply is synthesised. `say()` queues a device's request;
 one worker thread publishes tts/start, the audio chunks and tts/end on that device's topics.
+Fair shares (appliance/shares.py): the queue keeps one lane per device, served in turn, and Piper
+itself is taken one sentence at a time by clients in turn (MQTT devices, Wyoming addresses,
+Hermes sites), so one client asking for a lot of speech delays only its own replies.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from appliance.config import TtsSettings
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
 from appliance.storage import StorageError
+from appliance.shares import Lanes, Turns
 from appliance.tts.cache import PhraseCache
 from appliance.tts.voices import VoiceError, Voices
 from mqtt import topics
@@ -24,18 +27,22 @@ from mqtt.messages import ProtocolError, TtsEnd, TtsSay, TtsStart
 
 log = logging.getLogger(__name__)
 MAX_CHUNK_BYTES = 32768      # one MQTT message of audio: ~0.75 s at 22 kHz
+MAX_WAITING = 256            # replies waiting across all devices
 
 
 class Speaker:
     def __init__(self, settings: TtsSettings, voices: Voices, cache: PhraseCache, metrics: Metrics,
-                 replies: Replies | None = None):
+                 replies: Replies | None = None, per_client: int = 4):
         self.settings = settings
         self.voices = voices
         self.cache = cache
         self.metrics = metrics
         self.replies = replies
-        self._engine_lock = threading.Lock()
-        self._queue: queue.Queue = queue.Queue(maxsize=256)
+        self.per_client = per_client
+        self._turns = Turns()                    # Piper, one sentence at a time, clients in turn
+        self._cond = threading.Condition()
+        self._waiting: Lanes[tuple] = Lanes()    # device -> (device, msg, queued at)
+        self._stopping = False
         self.observers: list = []        # fn(event, device, request) on the tts thread; event: start | end
         self._thread = threading.Thread(target=self._run, name="tts", daemon=True)
         self._thread.start()
@@ -54,24 +61,25 @@ class Speaker:
     def rate(self, voice: str | None) -> int:
         return self.voices.info(voice).rate
 
-    def stream(self, text: str, voice: str | None = None) -> Iterator[bytes]:
-        """PCM chunks (16-bit mono at the voice's rate), sentence by sentence, cached."""
-        reply = self.reply(text, voice)
+    def stream(self, text: str, voice: str | None = None, client: str = "") -> Iterator[bytes]:
+        """PCM chunks (16-bit mono at the voice's rate), sentence by sentence, cached.
+        `client`: whose turn at the engine this is (a Wyoming address, a Hermes site)."""
+        reply = self.reply(text, voice, client)
         yield from reply
         reply.remember()
 
-    def reply(self, text: str, voice: str | None = None) -> "Reply":
+    def reply(self, text: str, voice: str | None = None, client: str = "") -> "Reply":
         """An iterable reply; call remember() after the last chunk has gone out to cache it."""
         name = self.check(text, voice)
         cached = self.cache.get(name, text)
         if cached is not None:
             self.metrics.inc("hearth_tts_cache_hits_total")
-        return Reply(self, name, text, cached)
+        return Reply(self, name, text, cached, client)
 
-    def _synthesize(self, name: str, text: str) -> Iterator[bytes]:
+    def _synthesize(self, name: str, text: str, client: str) -> Iterator[bytes]:
         sentences = iter(self.voices.get(name).synthesize(text))
         while True:
-            with self._engine_lock:
+            with self._turns.turn(client):
                 chunk = next(sentences, None)
             if chunk is None:
                 return
@@ -83,13 +91,23 @@ class Speaker:
     def say(self, device: str, msg: TtsSay) -> None:
         """Called on the network thread: validate and enqueue."""
         self.check(msg.text, msg.voice, msg.request)
-        try:
-            self._queue.put_nowait((device, msg, time.monotonic()))
-        except queue.Full:
-            raise ProtocolError("busy", "too many replies are waiting; try again shortly", msg.request) from None
+        with self._cond:
+            if self._waiting.count(device) >= self.per_client:
+                raise ProtocolError("busy", f"{self.per_client} of your replies are waiting; wait for them first",
+                                    msg.request)
+            if len(self._waiting) >= MAX_WAITING:
+                raise ProtocolError("busy", "too many replies are waiting; try again shortly", msg.request)
+            self._waiting.push(device, (device, msg, time.monotonic()))
+            self._cond.notify()
+
+    def _next(self) -> tuple | None:
+        with self._cond:
+            while not len(self._waiting) and not self._stopping:
+                self._cond.wait()
+            return self._waiting.pop() if len(self._waiting) and not self._stopping else None
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
+        while (item := self._next()) is not None:
             device, msg, t0 = item
             try:
                 self._notify("start", device, msg.request)
@@ -115,7 +133,7 @@ class Speaker:
     def _speak(self, device: str, msg: TtsSay, t0: float) -> None:
         info = self.voices.info(msg.voice)
         self.replies.send(topics.tts_start(device), TtsStart(request=msg.request, rate=info.rate, voice=info.name))
-        reply = self.reply(msg.text, info.name)
+        reply = self.reply(msg.text, info.name, client=device)
         chunks = total = 0
         for pcm in reply:
             if chunks == 0:
@@ -132,15 +150,17 @@ class Speaker:
         reply.remember()              # after the reply has gone out: the cache write is off the hot path
 
     def stop(self) -> None:
-        self._queue.put(None)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
         self._thread.join(timeout=5)
 
 
 class Reply:
     """One reply's chunks: from the cache, or synthesised as they are asked for (and kept for the cache)."""
 
-    def __init__(self, speaker: Speaker, voice: str, text: str, cached: list[bytes] | None):
-        self.speaker, self.voice, self.text, self.cached = speaker, voice, text, cached
+    def __init__(self, speaker: Speaker, voice: str, text: str, cached: list[bytes] | None, client: str = ""):
+        self.speaker, self.voice, self.text, self.cached, self.client = speaker, voice, text, cached, client
         self._produced: list[bytes] = []
         self._complete = False
 
@@ -148,7 +168,7 @@ class Reply:
         if self.cached is not None:
             yield from self.cached
             return
-        for pcm in self.speaker._synthesize(self.voice, self.text):
+        for pcm in self.speaker._synthesize(self.voice, self.text, self.client):
             self._produced.append(pcm)
             yield pcm
         self._complete = True

@@ -271,7 +271,7 @@ class WakeWorker:
         s.session = f"w{s.sessions}-{s.id}"[:64]
         self.sessions.start(s.device, SttStart(session=s.session, endpoint="vad", partials=False,
                                                language=s.start.language),
-                            WakeLead(s.detected_at, self.settings.wake.command_wait_ms))
+                            wake=WakeLead(s.detected_at, self.settings.wake.command_wait_ms))
         audio = bytes(s.capture)
         for i in range(0, len(audio), STT_PIECE):
             self.sessions.audio(s.device, s.session, audio[i:i + STT_PIECE])
