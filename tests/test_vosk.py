@@ -36,8 +36,8 @@ def test_vosk_streams_partials_and_a_final(vosk_hearth, tmp_path):
     assert heard.final.engine == "vosk"
     assert hangul(heard.final.text) >= 4, heard.final.text
     assert heard.partials and hangul(heard.partials[-1]) >= 1
-    # the words the robot voice makes clearest come through
-    assert "니다" in heard.final.text
+    # (which syllables Kaldi makes of the robot voice depends on how the stream was cut into chunks,
+    # which follows the machine's load: the Hangul count above is what holds on every run)
 
 
 def test_vosk_silence_gives_nothing(vosk_hearth):

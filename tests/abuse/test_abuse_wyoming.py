@@ -21,6 +21,7 @@ from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
 from appliance import cli
+from appliance.client import send_offset
 from appliance.compat.wyoming_tts import SentenceStream
 from appliance.devices.errors import BadSetting, UnknownClient
 from appliance.devices.registry import Registry
@@ -68,10 +69,15 @@ class Client:
     async def transcribe(self, pcm: bytes) -> str:
         await self.send(Transcribe(language="en").event())
         await self.send(AudioStart(rate=16000, width=2, channels=1).event())
-        for i in range(0, len(pcm), 4096):
+        t0 = time.monotonic()
+        for i in range(0, len(pcm), 4096):      # as fast as Hearth accepts audio (limits.audio_rate)
+            await asyncio.sleep(max(0.0, t0 + send_offset(i / 32000, False) - time.monotonic()))
             await self.send(AudioChunk(rate=16000, width=2, channels=1, audio=pcm[i:i + 4096]).event())
         await self.send(AudioStop().event())
-        return Transcript.from_event((await self.until("transcript"))[-1]).text
+        got = await self.until("transcript")
+        if any(e.type == "transcript-start" for e in got):     # a streamed transcript ends with transcript-stop
+            await self.until("transcript-stop")
+        return Transcript.from_event(got[-1]).text
 
     async def speak(self, text: str) -> float:
         """Seconds of audio Hearth sends back for `text`."""
