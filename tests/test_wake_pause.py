@@ -60,6 +60,12 @@ def test_command_after_a_pause_is_transcribed(hearth, device, voice):
     assert total <= alone_total + 0.05, msg
 
 
+def _alone(hearth, voice: str, command: str) -> float:
+    """The engine's word error rate on the command by itself, in the same room noise."""
+    clip = in_room([quiet(0.3), say(hearth, voice, command), quiet(0.5)], seed=99)
+    return word_error_rate(command, hearth.service.engine.transcribe(to_wav(clip).pcm, "en"))
+
+
 def _cases(hearth, voice: str, command: str) -> list[tuple[float, np.ndarray]]:
     """The wake word, a pause, the command, in room noise: one clip per pause."""
     wake, said = say(hearth, voice, WAKE_WORDS[voice]), say(hearth, voice, command)
@@ -104,8 +110,8 @@ def test_hermes_wake_then_start_listening_after_a_pause(compat_hearth, voice):
     finally:
         sat.close()
     assert listening == set(sites), (listening, captured)
-    for (pause, _clip), site in zip(clips, sites):
-        assert word_error_rate(command, captured.get(site, "")) <= 0.2, (pause, captured)
+    wers = [word_error_rate(command, captured.get(site, "")) for site in sites]
+    assert sum(wers) / len(wers) <= _alone(compat_hearth, voice, command) + 0.05, captured
 
 
 @pytest.mark.parametrize("voice", ["espeak", "festival"])
@@ -148,5 +154,5 @@ def test_wyoming_detect_then_transcribe_after_a_pause(compat_hearth, voice):
 
     clips = _cases(compat_hearth, voice, command)
     texts = asyncio.run(asyncio.wait_for(all_of(clips), 120))
-    for (pause, _clip), text in zip(clips, texts):
-        assert word_error_rate(command, text) <= 0.2, (pause, texts)
+    wers = [word_error_rate(command, text) for text in texts]
+    assert sum(wers) / len(wers) <= _alone(compat_hearth, voice, command) + 0.05, texts

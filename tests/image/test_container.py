@@ -27,6 +27,6 @@ def test_container_image_is_imported():
 def test_compose_file_names_the_image_and_services():
     text = (ROOT / "image" / "compose.yaml").read_text()
     for needle in ("image: localhost/hearth:latest", '"serve"', '"setup"',
-                   '"hearth", "broker"',
+                   '/bin/hearth", "broker"]',
                    'network_mode: "service:mosquitto"', "hearth-data:/var/lib/hearth"):
         assert needle in text, f"image/compose.yaml lacks {needle!r}"
