@@ -81,11 +81,12 @@ def attack_process(attack: str, hearth, a: dict, wav_path: Path, seconds: float)
     args = [sys.executable, "-m", "bench.attacks", attack, "--seconds", str(seconds), "--wav", str(wav_path)]
     if attack in ("stream-flood", "churn"):
         creds = a["credentials"]
-        args += ["--port", str(creds.port), "--user", creds.username, "--password", creds.password]
+        # "--name=value": a password or token may begin with "-", which argparse would take for an option
+        args += ["--port", str(creds.port), f"--user={creds.username}", f"--password={creds.password}"]
     elif attack == "wyoming-flood":
         args += ["--port", str(hearth.service.wyoming.port)]
     else:
-        args += ["--url", hearth.web_url, "--token", a["token"]]
+        args += ["--url", hearth.web_url, f"--token={a['token']}"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     # at the lowest CPU priority: on a LAN the attacker is another machine, here it shares Hearth's cores
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

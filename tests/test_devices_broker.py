@@ -179,6 +179,7 @@ def test_presence_from_status_and_last_will(hearth):
     spy.conn.publish(wire.status(dev.id), wire.DeviceStatus(online=True, firmware="3.0", platform="esp32-s3").to_payload(),
                      1, True)
     assert wait_for(lambda: devices.get(dev.id).online)
+    assert wait_for(lambda: devices.get(dev.id).transport == "plain")     # from the broker's log, which may lag
     d = devices.get(dev.id)
     assert (d.firmware, d.platform, d.transport) == ("3.0", "esp32-s3", "plain")
     # power loss: the socket dies without a DISCONNECT, the broker publishes the last will

@@ -48,6 +48,9 @@ class BrokerLog:
             return dict(self.transport)
 
 
+TRANSPORT_RECHECK_S = 0.5
+
+
 class Presence:
     def __init__(self, registry: Registry, broker_log: BrokerLog, max_json: int, defer=None):
         self.registry = registry
@@ -70,5 +73,16 @@ class Presence:
             transport = self.broker_log.scan().get(device)
             if transport:
                 facts["transport"] = transport
+            else:
+                # the broker's log line may still be on its way through the pipe (a device publishes
+                # its status right after connecting): look once more in a moment
+                timer = threading.Timer(TRANSPORT_RECHECK_S, self._transport_later, args=(device,))
+                timer.daemon = True
+                timer.start()
         self.registry.touch(device, online=msg.online, **facts)
+
+    def _transport_later(self, device: str) -> None:
+        transport = self.broker_log.scan().get(device)
+        if transport:
+            self.defer(("transport", device), lambda: self.registry.touch(device, transport=transport))
 
