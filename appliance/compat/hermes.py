@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from appliance.audio.pcm import ENGINE_FORMAT, frame_to_engine
 from appliance.compat import hermes_account
+from appliance.sessions import WakeLead
 from mqtt import hermes as h
 from mqtt.messages import AudioFormat, ProtocolError, SttFinal, SttPartial, SttStart
 
@@ -53,6 +54,8 @@ def read_wav_chunk(payload: bytes, site: str, session: str | None) -> tuple[byte
         raise h.HermesError("asr", exc.message, site, session) from None
     return pcm, fmt
 
+HOTWORD_LEAD_S = 5.0          # a startListening this soon after Hearth heard the site's wake word follows it
+
 
 class HermesEdge:
     def __init__(self, service):
@@ -66,6 +69,7 @@ class HermesEdge:
         from appliance.compat.hermes_tts import HermesSpeaker
         self.speaker = HermesSpeaker(service, self.publish, self.report)
         self.wake = None                                  # set by hermes_wake.install when a detector exists
+        self.hotword_at: dict[str, float] = {}            # site -> when Hearth last heard its wake word
 
     # outbound
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
@@ -115,9 +119,13 @@ class HermesEdge:
         if old is not None:
             self.sessions.end(device, old.hearth_session)   # its transcript still goes out
         self.sessions.sinks[device] = AsrSink(self, msg.site_id)
+        # the dialogue manager answers Hearth's own hotword detection: the stream may still hold the wake
+        # word's tail, and the person may pause before the command, as with Hearth's own satellites
+        heard = self.hotword_at.get(msg.site_id, -1e9)
+        wake = WakeLead(0, self.service.settings.wake.command_wait_ms) if time.monotonic() - heard < HOTWORD_LEAD_S else None
         self.sessions.start(device, SttStart(
             session=listen.hearth_session, rate=ENGINE_FORMAT.rate, endpoint="vad" if msg.stop_on_silence else "device",
-            partials=False, language=msg.lang))
+            partials=False, language=msg.lang), wake=wake)
 
     def stop_listening(self, msg: h.AsrStopListening) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 from mqtt import hermes as h
 
@@ -53,6 +54,7 @@ class HermesWake:
                 if detector is None:
                     detector = self.detectors[site] = self.wake.detector()
                 for name, _ms in detector.feed(pcm):
+                    self.edge.hotword_at[site] = time.monotonic()
                     self.edge.publish(h.hotword_detected(name), h.HotwordDetected(
                         model_id=name, model_version="", model_type="universal",
                         current_sensitivity=self.sensitivity, site_id=site).to_payload())
