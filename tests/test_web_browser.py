@@ -27,6 +27,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service as DriverService  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
@@ -56,7 +57,9 @@ def browser(tmp_path_factory):
 
 
 def wait(driver, timeout: float = 15):
-    return WebDriverWait(driver, timeout)
+    # the page re-renders parts of itself after a change: a node read while it is being replaced
+    # ("does not belong to the document", "stale element") is read again on the next poll
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException, WebDriverException))
 
 
 def shoot(driver, name: str, width: int) -> Path:
