@@ -81,7 +81,12 @@ class UtteranceStore:
         days = self._days()
         for day in days:
             for f in day.iterdir():
-                size += f.stat().st_size
+                if f.name.startswith("."):       # a write in progress (temp file, renamed or removed any moment)
+                    continue
+                try:
+                    size += f.stat().st_size
+                except FileNotFoundError:        # deleted meanwhile (retention, or a person's delete)
+                    continue
                 count += f.suffix == ".json"
         return {"utterances": count, "bytes": size, "oldest": days[0].name if days else None,
                 "newest": days[-1].name if days else None}

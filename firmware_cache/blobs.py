@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.storage import fsync_dir
 from firmware_cache.errors import QuotaError
 
 
@@ -69,7 +70,7 @@ class BlobStore:
             os.fsync(fh.fileno())
         os.chmod(source, 0o444)
         os.replace(source, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return target
 
     def delete(self, sha256: str) -> None:
@@ -190,11 +191,3 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
     mine = os.fstat(fd)
     return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

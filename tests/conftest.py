@@ -13,11 +13,9 @@ import re
 import shutil
 import socket
 import subprocess
-import wave
 from pathlib import Path
 
 import pytest
-from piper.config import SynthesisConfig
 
 from appliance import config
 from appliance.audio.pcm import Wav, read_wav
@@ -26,6 +24,7 @@ from appliance.service import Service, broker_config
 from bench.common import word_error_rate  # noqa: F401  (tests import it from here)
 from mqtt.broker import Account, ManagedBroker, hash_password, new_password
 from mqtt.client import Credentials
+from voices import piper_wav
 
 
 def free_port() -> int:
@@ -133,12 +132,7 @@ def speech(tmp_path_factory, hearth):
         if voice == "piper":
             # without Piper's random noise: the same clip every run (a random one scored 0.16 for the
             # wake word at some chunk alignments and 1.0 at others, so tests passed or failed by luck)
-            piper = hearth.service.voices.get(None)
-            quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-            spoken = b"".join(c.audio_int16_bytes for c in piper.synthesize(text, quiet))
-            with wave.open(str(raw), "wb") as w:
-                w.setnchannels(1), w.setsampwidth(2), w.setframerate(hearth.service.voices.info(None).rate)
-                w.writeframes(spoken)
+            piper_wav(hearth, text, raw)
         else:
             subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
         subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out),

@@ -19,18 +19,22 @@ from appliance.audio.pcm import Wav, read_wav, wav_bytes
 RATE = 16000
 
 
+def piper_wav(hearth, text: str, out: Path) -> None:
+    """Piper (the service's default voice) without its random noise: the same clip every run."""
+    from piper.config import SynthesisConfig
+    piper = hearth.service.voices.get(None)
+    quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(hearth.service.voices.info(None).rate)
+        w.writeframes(b"".join(c.audio_int16_bytes for c in piper.synthesize(text, quiet)))
+
+
 def say(hearth, voice: str, text: str) -> np.ndarray:
     """One utterance in one voice family, as 16 kHz mono int16 samples."""
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "16k.wav"
         if voice == "piper":
-            from piper.config import SynthesisConfig
-            piper = hearth.service.voices.get(None)
-            quiet = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
-            pcm = b"".join(c.audio_int16_bytes for c in piper.synthesize(text, quiet))
-            with wave.open(str(raw), "wb") as w:
-                w.setnchannels(1), w.setsampwidth(2), w.setframerate(hearth.service.voices.info(None).rate)
-                w.writeframes(pcm)
+            piper_wav(hearth, text, raw)
         elif voice == "espeak":
             subprocess.run(["espeak-ng", "-v", "en-gb", "-w", str(raw), text], check=True)
         elif voice == "festival":
