@@ -131,6 +131,11 @@ class HearthHandler(AsyncEventHandler):
 
     async def run(self) -> None:
         try:
+            wait = self.service.sessions.guard.cooling(self.client)
+            if wait:    # this address flooded a moment ago: its new connections are not even read until then
+                await self._error(f"audio came faster than real time from {self.address}; "
+                                  f"try again in {wait:.0f} s", "too_fast")
+                return
             while True:
                 try:
                     event = await read_event(self.reader, self.server.max_payload)
