@@ -15,25 +15,9 @@ from pathlib import Path
 import requests
 
 from conftest import free_port
-from web_support import sign_in
+from web_support import loopback_config, sign_in
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _config(web_port: int) -> str:
-    return f"""
-[broker]
-bind = "127.0.0.1"
-port = {free_port()}
-tls_port = 0
-[web]
-bind = "127.0.0.1"
-port = {web_port}
-[wyoming]
-enabled = false
-[discovery]
-enabled = false
-"""
 
 
 def _lines(proc: subprocess.Popen) -> queue.Queue:
@@ -59,7 +43,7 @@ def test_first_start_prints_the_password_once_and_restart_reexecutes(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     web_port = free_port()
-    (data / "hearth.toml").write_text(_config(web_port))
+    (data / "hearth.toml").write_text(loopback_config(web_port))
     env = {**os.environ, "HEARTH_DATA": str(data), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "run"], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

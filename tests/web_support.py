@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import Hearth, make_settings
+from conftest import Hearth, free_port, make_settings
 
 SLOW_VOICE = "en_US-joe-slow"
 
@@ -55,3 +55,20 @@ def sign_in(base: str, password: str) -> tuple[requests.Session, str]:
     csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text).group(1)
     http.headers["X-CSRF-Token"] = csrf
     return http, csrf
+
+
+def loopback_config(web_port: int) -> str:
+    """A `hearth.toml` for `hearth run` in a test: loopback only, free ports, Wyoming and discovery off."""
+    return f"""
+[broker]
+bind = "127.0.0.1"
+port = {free_port()}
+tls_port = 0
+[web]
+bind = "127.0.0.1"
+port = {web_port}
+[wyoming]
+enabled = false
+[discovery]
+enabled = false
+"""

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from conftest import free_port
+from web_support import loopback_config
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -28,19 +29,7 @@ class HearthProcess:
         self.data = data
         self.web_port = free_port()
         data.mkdir(parents=True, exist_ok=True)
-        (data / "hearth.toml").write_text(f"""
-[broker]
-bind = "127.0.0.1"
-port = {free_port()}
-tls_port = 0
-[web]
-bind = "127.0.0.1"
-port = {self.web_port}
-[wyoming]
-enabled = false
-[discovery]
-enabled = false
-""")
+        (data / "hearth.toml").write_text(loopback_config(self.web_port))
         self.tmp = data.parent / "tmp"          # its own temp folder: what it spools is all that lands there
         self.tmp.mkdir(exist_ok=True)
         env = {**os.environ, "HEARTH_DATA": str(data), "PYTHONUNBUFFERED": "1", "TMPDIR": str(self.tmp)}
