@@ -12,6 +12,7 @@ from appliance import admin_cli, broker_cmd, config, satellite_cli, storage
 from appliance.compat import hermes_cli
 from appliance.devices import cli as devices_cli
 from appliance.support import cli as support_cli
+from appliance.update import cli as update_cli
 from firmware_cache import cli as firmware_cli
 
 COMMANDS = """\
@@ -25,6 +26,7 @@ COMMANDS = """\
   hearth config                    print the effective configuration as TOML
   hearth devices list|pair CODE|rename ID NAME|revoke ID   the household's devices (docs/devices.md)
   hearth support bundle [--out F]  one archive for whoever helps you troubleshoot (no secrets inside)
+  hearth update status|install FILE|confirm   update the appliance from a signed bundle (docs/appliance.md)
 """
 
 
@@ -64,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli, broker_cmd]
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli, broker_cmd, update_cli]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
 CLIENT_ACTIONS: list = [satellite_cli]
 

@@ -160,6 +160,16 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class UpdateSettings:
+    rauc: str = "rauc"               # RAUC's executable; not found: updates are off (a checkout, not the appliance)
+    system_conf: str = "/etc/rauc/system.conf"  # RAUC's system config: this box's compatible, keyring, slots
+    channel: str = "stable"          # stable | beta: which hearth-appliance releases the firmware cache brings
+    boot_tries: int = 3              # tries the bootloader gives a new slot (the image's boot counting)
+    max_bundle_mb: int = 4096        # largest bundle the System page accepts
+    reboot_command: str = "systemctl reboot"  # what the System page's "Reboot now" runs
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
     broker: BrokerSettings = field(default_factory=BrokerSettings)
@@ -176,6 +186,7 @@ class Settings:
     discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    update: UpdateSettings = field(default_factory=UpdateSettings)
 
     def with_changes(self, section: str, **changes) -> "Settings":
         """A copy with some keys of one section changed (validated like the file)."""

@@ -44,6 +44,7 @@ ROOMS: list[str] = [
     "appliance.control",           # first: the other rooms register their commands on it
     "appliance.devices",
     "firmware_cache.room",
+    "appliance.update.room",       # after the firmware cache: it offers hearth-appliance releases from it
     "appliance.admin",
     "appliance.logbuffer",
     "appliance.utterances",

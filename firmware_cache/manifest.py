@@ -4,6 +4,8 @@
      "url": "speaker-s3-1.4.2.bin", "size": 1048576, "sha256": "<64 hex>",
      "notes": "...", "chip_family": "ESP32-S3", "signature": "<base64 Ed25519>"}
 
+(`compatible` is for Hearth's own bundles, device type `hearth-appliance`: the RAUC compatible.)
+
 The signature covers every other field: the document without "signature", serialised with sorted
 keys, no spaces, UTF-8 (`canonical_bytes`). Since it covers sha256 and size, a valid signature
 binds the image too. `url` may be relative to the manifest's own address.
@@ -44,6 +46,7 @@ class Release:
     notes: str = ""
     chip_family: str = ""    # for the ESPHome manifest (ESP32, ESP32-S3, ESP8266, ...)
     signed: bool = False
+    compatible: str = ""     # hearth-appliance: the RAUC compatible the bundle is for (hearth-x86_64, ...)
 
     @property
     def file_name(self) -> str:
@@ -127,6 +130,7 @@ def parse(
         notes=_text(doc, "notes", origin, default=""),
         chip_family=_text(doc, "chip_family", origin, default=""),
         signed=signed,
+        compatible=_text(doc, "compatible", origin, default=""),
     )
 
 

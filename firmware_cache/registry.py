@@ -55,9 +55,14 @@ def _firmware_0002(db: sqlite_utils.Database) -> None:
     db["firmware_releases"].add_column("retry_at", float, not_null_default=0.0)
 
 
+def _firmware_0003(db: sqlite_utils.Database) -> None:
+    db["firmware_releases"].add_column("compatible", str, not_null_default="")
+
+
 MIGRATIONS = [
     ("firmware_0001_tables", _firmware_0001),
     ("firmware_0002_release_backoff", _firmware_0002),
+    ("firmware_0003_release_compatible", _firmware_0003),
 ]
 
 # release states: pending (seen, not cached yet), ready (verified in the store), failed (the last
@@ -69,7 +74,7 @@ def as_release(row: dict) -> Release:
     return Release(
         device_type=row["device_type"], channel=row["channel"], version=row["version"], url=row["url"],
         size=row["size"], sha256=row["sha256"], notes=row["notes"] or "", chip_family=row["chip_family"] or "",
-        signed=bool(row["signed"]),
+        signed=bool(row["signed"]), compatible=row.get("compatible") or "",
     )
 
 

@@ -15,6 +15,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,9 @@ class FirmwareCache:
         self._verified_lock = threading.RLock()
         self.fetcher = Fetcher(self.blobs, self.options, self._make_room, self._verified, on_failed=self._failed)
         self.schedule = CheckSchedule(self.check, settings.check_interval_min)
+        # per device type, a check a release must pass before it is recorded or fetched (raises
+        # ManifestError): Hearth's own bundles must be for this box's compatible (appliance/update/offer.py)
+        self.accepts: dict[str, Callable[[Release], None]] = {}
 
     # life cycle
     def start(self) -> None:
@@ -128,6 +132,8 @@ class FirmwareCache:
                             public_key=self.public_key, origin=url)
             if release.channel != channel:
                 raise ManifestError(f"{url}: says channel '{release.channel}', fetched as '{channel}'")
+            if accept := self.accepts.get(device_type):
+                accept(release)
             self.registry.record_release(release, "upstream")
             if self.blobs.has(release.sha256):
                 self._verified(release, None)
@@ -150,6 +156,8 @@ class FirmwareCache:
                 continue
             release = found.release
             try:
+                if accept := self.accepts.get(release.device_type):
+                    accept(release)
                 self.registry.record_release(release, "import")
                 if not self.blobs.has(release.sha256):
                     self._make_room(release.size, release)

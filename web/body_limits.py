@@ -12,6 +12,7 @@ would refuse is never buffered or spooled to a temp file:
 | other `/v1/...` (pairing, settings) | `[limits] max_json_bytes` |
 | `/firmware/...`, `/static/...`, `/health`, `/metrics` | PRE_LOGIN_BYTES |
 | `POST /api/system/restore` (signed in) | the largest backup upload (appliance/backup.py) |
+| `POST /api/system/update/upload` (signed in) | `[update] max_bundle_mb`, and what the data disk has free above the low-disk reserve (507 `disk_full` over that); the body is spooled to `<data>/update/incoming/`, never held in memory |
 | any other route (signed in) | SIGNED_IN_BYTES |
 
 Over the limit: 413 `too_large`, or 401 when the route needs a sign-in the request lacks.
@@ -20,6 +21,7 @@ Over the limit: 413 `too_large`, or 401 when the route needs a sign-in the reque
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from web.auth import COOKIE, is_public
@@ -29,12 +31,14 @@ PRE_LOGIN_BYTES = 4096
 LOGIN_BYTES = 16 * 1024
 SIGNED_IN_BYTES = 1 << 20
 MULTIPART_SLACK = 64 * 1024
+UPDATE_UPLOAD = "/api/system/update/upload"
 
 
 @dataclass(frozen=True)
 class Limit:
     max_bytes: int
-    needs: str = ""          # "" (too large is too large), "login" or "device": what would have allowed more
+    needs: str = ""          # "" (too large is too large), "login", "device" or "disk": what would have allowed more
+    spool_dir: Path | None = None    # the body goes straight to a file in this folder (web/edge.py SpoolFile)
 
     def refusal(self, size: int) -> JsonError:
         if self.needs == "login":
@@ -43,17 +47,23 @@ class Limit:
         if self.needs == "device":
             return JsonError(401, "Unauthorized", "bad_token",
                              "this route needs a paired device's access token (Authorization: Bearer ...)")
+        if self.needs == "disk":
+            return JsonError(507, "Insufficient Storage", "disk_full",
+                             f"the data disk has room for {self.max_bytes} bytes above its low-disk reserve; "
+                             f"this upload is {size} bytes or more: free some space first")
         return JsonError(413, "Request Entity Too Large", "too_large",
                          f"the body ({size} bytes or more) is over this route's limit of {self.max_bytes} bytes")
 
 
 class BodyLimits:
     def __init__(self, signed_in: Callable[[str], bool], device_token_ok: Callable[[str], bool],
-                 stt_bytes: int, json_bytes: int, restore_bytes: int):
+                 stt_bytes: int, json_bytes: int, restore_bytes: int, bundle_bytes: int = 0,
+                 bundle_dir: Path | None = None, bundle_room: Callable[[], int] | None = None):
         self.signed_in, self.device_token_ok = signed_in, device_token_ok
         self.stt_bytes, self.json_bytes = stt_bytes, json_bytes
         self.restore_bytes = restore_bytes + MULTIPART_SLACK
-        self.largest = max(self.stt_bytes, self.restore_bytes, SIGNED_IN_BYTES)
+        self.bundle_bytes, self.bundle_dir, self.bundle_room = bundle_bytes, bundle_dir, bundle_room
+        self.largest = max(self.stt_bytes, self.restore_bytes, SIGNED_IN_BYTES, self.bundle_bytes)
 
     def for_request(self, method: str, path: str, headers: dict) -> Limit:
         """`headers` as waitress keeps them: upper case, '_' for '-' (COOKIE, AUTHORIZATION)."""
@@ -71,6 +81,11 @@ class BodyLimits:
             return Limit(PRE_LOGIN_BYTES, "login")
         if path == "/api/system/restore":
             return Limit(self.restore_bytes)
+        if path == UPDATE_UPLOAD and method == "POST" and self.bundle_dir is not None:
+            room = self.bundle_room() if self.bundle_room else self.bundle_bytes
+            if room < self.bundle_bytes:
+                return Limit(max(0, room), "disk", spool_dir=self.bundle_dir)
+            return Limit(self.bundle_bytes, spool_dir=self.bundle_dir)
         return Limit(SIGNED_IN_BYTES)
 
 
@@ -108,5 +123,10 @@ def for_service(service, app) -> BodyLimits:
             return False
         return True
 
+    def bundle_room() -> int:
+        return service.disk.free() - service.disk.reserve_bytes()
+
     return BodyLimits(signed_in, device_token_ok, stt_bytes=int(limits.max_session_s * 48000 * 2 * 2),
-                      json_bytes=limits.max_json_bytes, restore_bytes=backup.MAX_BYTES)
+                      json_bytes=limits.max_json_bytes, restore_bytes=backup.MAX_BYTES,
+                      bundle_bytes=service.settings.update.max_bundle_mb * 2**20,
+                      bundle_dir=service.settings.data_dir / "update" / "incoming", bundle_room=bundle_room)

@@ -13,17 +13,24 @@ to its worker threads, so a slow client costs a socket, never a thread. On top o
   can fill the server;
 - a body limit per request, decided when the headers are complete (web/body_limits.py): a route
   that needs a sign-in accepts a body only from a signed-in session, so an unauthenticated upload
-  is refused (401/413, JSON) before a byte of its body is buffered or spooled to a temp file.
+  is refused (401/413, JSON) before a byte of its body is buffered or spooled to a temp file;
+- a route whose limit names a spool folder (an update bundle, hundreds of MB) gets its body
+  written straight into a file there (`SpoolFile`, on the data partition), never into memory or
+  /tmp; the app takes the file by its name (`wsgi.input.name`), and a file nobody took is deleted
+  when the request ends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections import Counter
+from pathlib import Path
 
 from waitress.adjustments import Adjustments
+from waitress.buffers import FileBasedBuffer, OverflowableBuffer
 from waitress.channel import HTTPChannel
 from waitress.parser import HTTPRequestParser
 from waitress.server import TcpWSGIServer
@@ -59,6 +66,34 @@ class _Bounded:
         return getattr(self._adj, name)
 
 
+class SpoolFile(FileBasedBuffer):
+    """A request body written to a named file in `folder`; deleted on close unless renamed away."""
+
+    def __init__(self, folder: Path, from_buffer=None):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f".upload-{secrets.token_hex(8)}.part"
+        super().__init__(open(self.path, "w+b"), from_buffer)
+
+    def close(self):
+        super().close()
+        self.path.unlink(missing_ok=True)
+
+
+class SpoolBuffer(OverflowableBuffer):
+    """waitress' body buffer, but every byte past the first few KiB goes to a SpoolFile."""
+
+    def __init__(self, folder: Path):
+        super().__init__(0)
+        self.folder = folder
+
+    def _set_large_buffer(self):
+        old = self.buf
+        self.buf = SpoolFile(self.folder, old)
+        if hasattr(old, "close"):
+            old.close()
+        self.overflowed = True
+
+
 class Request(HTTPRequestParser):
     """One request being read: its body limit is chosen once the headers are in."""
 
@@ -76,6 +111,8 @@ class Request(HTTPRequestParser):
         expected = self.content_length if not self.chunked else self.limit.max_bytes
         self.body_deadline = time.monotonic() + edge.body_timeout_s + min(expected, self.limit.max_bytes) / MIN_BODY_RATE
         self.adj = _Bounded(edge, self.limit.max_bytes)
+        if self.limit.spool_dir is not None and self.body_rcv is not None:
+            self.body_rcv.buf = SpoolBuffer(self.limit.spool_dir)
 
     def received(self, data):
         consumed = super().received(data)

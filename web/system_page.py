@@ -6,6 +6,7 @@
     GET  /api/system/backup    download config + registry as one .tar.gz
     POST /api/system/restore   upload such a file (multipart field "backup")
     GET  /api/system/support-bundle   the support bundle for a helper (web/support_routes.py)
+    .../api/system/update...   software update of the box itself (web/update_routes.py)
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import bottle
 
 from appliance import backup, restart
-from web import support_routes
+from appliance.update.state import boot_id
+from web import support_routes, update_routes
 from web.format import attachment
 from web.pages import as_json, bad_request, form_reply, render
 
@@ -22,9 +24,11 @@ from web.pages import as_json, bad_request, form_reply, render
 def install(app: bottle.Bottle, service) -> None:
     def page(errors=None, values=None):
         return render("system", title="System", logs=service.logs.recent(150), errors=errors or {},
-                      restartable=restart.supported(service))
+                      restartable=restart.supported(service), update=service.updates.status(),
+                      boot_id=boot_id())
 
     support_routes.install(app, service)
+    update_routes.install(app, service)
 
     @app.get("/system")
     def system_page():

@@ -3,6 +3,57 @@
 % def err(name):
 <p class="err" data-error-for="{{name}}"{{!'' if errors.get(name) else ' hidden'}}>{{errors.get(name, '')}}</p>
 % end
+<section class="card" id="update">
+  <h2>Software update</h2>
+  % if not update['available']:
+  <p class="empty" id="update-unavailable">{{update['reason']}}. On the appliance this card shows both system slots and takes signed update bundles.</p>
+  % else:
+  % if update['reason']:
+  <p class="err">{{update['reason']}}</p>
+  % end
+  <dl class="facts slots">
+    % for slot in update['slots']:
+    <dt>Slot {{slot['bootname']}}</dt>
+    <dd data-slot="{{slot['bootname']}}">{{slot['version'] or 'version unknown'}} · {{'running now' if slot['state'] == 'booted' else 'not running'}}{{' · boots next' if update['primary'] in (slot['name'], slot['bootname']) else ''}} · {{('marked ' + slot['boot_status']) if slot['boot_status'] else 'boot state unknown'}}</dd>
+    % end
+    <dt>Last update</dt>
+    % last = update['last']
+    <dd id="update-last" class="{{'bad' if last and last['result'] in ('failed', 'rolled_back') else ''}}">{{last['message'] if last else 'none yet'}}</dd>
+  </dl>
+  % offer = update['offer']
+  % if offer and offer['state'] == 'ready':
+  <form method="post" action="/api/system/update/cached" data-api data-reload data-confirm="Install {{offer['version']}} into the other slot?" class="restore">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <input type="hidden" name="version" value="{{offer['version']}}">
+    <p>The firmware cache brought {{offer['version']}} ({{offer['channel']}}, {{offer['message']}}).</p>
+    <button type="submit" id="update-cached">Install update {{offer['version']}} from the cache</button>
+  </form>
+  % elif offer and offer['state'] in ('downloading', 'refused'):
+  <p class="hint" id="update-offer">From the firmware cache: {{offer['version']}} {{offer['state']}}{{': ' + offer['message'] if offer['message'] else ''}}</p>
+  % end
+  <form method="post" action="/api/system/update/upload" enctype="application/octet-stream" id="update-upload" class="restore">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <div class="field">
+      <label for="bundle">Install an update bundle (.raucb)</label>
+      <input id="bundle" name="bundle" type="file" accept=".raucb">
+      <p class="hint">Only bundles signed with this box's key are installed. The running system is never touched: the bundle goes to the other slot, and the box comes back to this one by itself if the new one does not become healthy.</p>
+      % err('bundle')
+    </div>
+    <progress id="update-progress" max="100" value="0" hidden></progress>
+    <p class="hint" id="update-step" hidden></p>
+    <noscript><p class="hint">Uploading needs JavaScript; without it, copy the bundle to a USB stick and run <code>hearth update install FILE</code> on the box.</p></noscript>
+    <button type="submit">Upload and install</button>
+  </form>
+  % waiting = bool(last and last['result'] == 'installed' and last.get('boot_id') == boot_id)
+  <form method="post" action="/api/system/update/reboot" data-api data-restart data-confirm="Reboot into the new version now?" id="update-reboot" class="restore"{{!'' if waiting else ' hidden'}}>
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <p>The update is installed. It starts after a reboot.</p>
+    <button type="submit" class="danger">Reboot now</button>
+  </form>
+  <script src="/static/update.js" defer></script>
+  % end
+</section>
+
 <section class="card">
   <h2>Backup and restore</h2>
   <p>One file with the configuration and the device registry. Keep it somewhere safe: it lets the
