@@ -58,6 +58,7 @@ def install(app: bottle.Bottle, service) -> None:
         name = SAFE_NAME.sub("_", bottle.request.get_header("X-File-Name") or "bundle.raucb")[-80:]
         staged = updates.incoming / f"upload-{int(time.time())}-{os.getpid()}-{name}"
         os.replace(spooled, staged)        # the edge's spool file, on the same disk: now ours
+        bottle.request.environ["wsgi.input"].close()     # RAUC wants the only open descriptor (F_SETLEASE)
         return _start(lambda: updates.install_in_background(staged, "upload", remove=True), staged)
 
     @app.post("/api/system/update/cached")

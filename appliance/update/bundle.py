@@ -14,6 +14,7 @@ image fits the slot it would be written to. Every refusal is a BadBundle with it
     other_architecture built for another kind of box (hearth-<arch>)
     wrong_compatible   built for another product
     slot_too_small     an image is larger than the slot it would go to
+    bundle_in_use      another program holds the file open (RAUC checks a bundle only when it alone has it)
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def _refusal(name: str, stderr: str, keyring: Path) -> BadBundle:
     errors = [line.strip() for line in stderr.splitlines() if line.strip() and "rauc-Message" not in line]
     detail = errors[-1] if errors else stderr.strip()[-200:]
     text = stderr.lower()
+    if "exclusive bundle access" in text or "f_setlease" in text:
+        return BadBundle(f"{name} is open in another program (RAUC needs it alone while it checks it): close "
+                         f"that program and try again ({detail})", "bundle_in_use")
     if "signature size is 0" in text:
         return BadBundle(f"{name} is not signed; only bundles signed with a key in {keyring} are installed",
                          "unsigned")
