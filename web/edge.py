@@ -135,6 +135,15 @@ class Channel(HTTPChannel):
         self.spoke = self.spoke or bool(data)
         return super().received(data)
 
+    def handle_close(self):
+        # a request still arriving when its connection goes (cut off, or closed at its deadline):
+        # waitress leaves its body buffer to the garbage collector; close it now, so a spooled
+        # upload's file is deleted at once (SpoolFile.close)
+        request, self.request = self.request, None
+        if request is not None:
+            request.close()
+        super().handle_close()
+
     def expired(self, now: float) -> str | None:
         """Why this connection should be closed now (a deadline missed), or None."""
         request = self.request
