@@ -16,7 +16,8 @@ die() { printf 'Error: %s\n' "$*" >&2; exit 1; }
 # Debian packages each command needs (command name -> package name).
 RUN_DEBS=(mosquitto:mosquitto python3:python3 "python3 -m venv:python3-venv")
 TEST_DEBS=(mosquitto_sub:mosquitto-clients espeak-ng:espeak-ng sox:sox flac:flac chromium:chromium chromedriver:chromium-driver openssl:openssl curl:curl
-           text2wave:festival /usr/share/festival/voices/english/kal_diphone:festvox-kallpc16k)
+           text2wave:festival /usr/share/festival/voices/english/kal_diphone:festvox-kallpc16k
+           rauc:rauc mksquashfs:squashfs-tools dbus-daemon:dbus)     # the update tests: real bundles and RAUC's service
 
 need_debs() {
     local missing=() item cmd pkg
