@@ -163,3 +163,20 @@ def test_a_good_upload_is_spooled_to_disk_installed_with_progress_then_reboot(we
     while time.monotonic() < deadline and not (box.root / "rebooted").exists():
         time.sleep(0.05)
     assert (box.root / "rebooted").exists()    # [update] reboot_command ran
+
+
+def test_outside_the_appliance_the_page_and_the_api_say_updates_need_the_image(hearth, box):
+    # the shared `hearth` has no RAUC system config ([update] system_conf: /etc/rauc/system.conf is absent here)
+    assert not Path(hearth.settings.update.system_conf).exists()
+    http, _ = sign_in(hearth.web_url, admin_password(hearth))
+    doc = http.get(f"{hearth.web_url}/api/system/update").json()
+    assert doc["available"] is False and doc["reason"].startswith("updates need the appliance image")
+    page = http.get(f"{hearth.web_url}/system").text
+    assert 'id="update-unavailable"' in page and "updates need the appliance image" in page
+    assert 'id="update-upload"' not in page
+    with box.bundles["good"].open("rb") as fh:
+        reply = http.post(f"{hearth.web_url}/api/system/update/upload", data=fh,
+                          headers={"Content-Type": "application/octet-stream"})
+    assert reply.status_code == 503 and reply.json()["error"] == "not_appliance"
+    folder = hearth.settings.data_dir / "update" / "incoming"
+    assert not folder.exists() or not list(folder.iterdir())

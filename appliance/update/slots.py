@@ -68,9 +68,9 @@ def parse(text: str) -> SlotStatus:
 def read(system: RaucSystem) -> SlotStatus:
     """RAUC's view now; UpdateError when its service does not answer."""
     try:
-        done = system.run("status", "--detailed", "--output-format=json", timeout=30)
+        done = system.run("status", "--detailed", "--output-format=json", timeout=10)
     except subprocess.TimeoutExpired:
-        raise UpdateError("RAUC's service did not answer within 30 s", "rauc_unavailable") from None
+        raise UpdateError("RAUC's service did not answer within 10 s", "rauc_unavailable") from None
     if done.returncode != 0:
         detail = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
         raise UpdateError(f"RAUC's service does not answer ({detail}): is rauc.service running?", "rauc_unavailable")
