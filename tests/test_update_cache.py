@@ -83,6 +83,8 @@ def test_a_release_for_this_box_is_fetched_once_verified_offered_and_installed(s
     doc = http.get(f"{h.web_url}/api/system/update").json()
     assert {s["bootname"]: s["version"] for s in doc["slots"]}["B"] == "2.0.0"
     assert doc["last"]["source"] == "cache" and doc["last"]["result"] == "installed"
+    assert doc["offer"]["state"] == "installed"           # not offered again while it waits for the reboot
+    assert "Install update 2.0.0 from the cache" not in http.get(f"{h.web_url}/system").text
     assert hashlib.sha256(box.slots["A"].read_bytes()).hexdigest() == running
     assert h.service.firmware.blobs.has(hashlib.sha256(v2).hexdigest())  # the cache keeps it (rollback, other boxes)
 

@@ -69,6 +69,19 @@ def test_confirm_marks_the_new_slot_good_only_when_hearth_is_healthy(box, tmp_pa
         assert doc["booted"] == "B" and doc["last"]["result"] == "good"
         assert doc["last"]["message"] == "2.0.0 in slot B is healthy and marked good"
         assert {s["bootname"]: s["boot_status"] for s in doc["slots"]}["B"] == "good"
+
+        # the next update, from a USB stick while the service runs: the command asks the service
+        # (control channel), which writes the slot not running now: A
+        running_b = box.slots["B"].read_bytes()
+        v3 = make_bundle(tmp_path / "hearth-3.0.0.raucb", "3.0.0", box.cert, box.key)
+        done = hearth_cli(data, "install", str(v3))
+        assert done.returncode == 0, done.stderr
+        assert "3.0.0 written to slot A (rootfs.0)" in done.stdout
+        assert box.slots["B"].read_bytes() == running_b
+        doc = json.loads(hearth_cli(data, "status", "--json").stdout)
+        assert doc["last"]["source"] == "usb" and doc["last"]["from"] == "B"
+        assert {s["bootname"]: s["version"] for s in doc["slots"]} == {"A": "3.0.0", "B": "2.0.0"}
+        assert hearth.service.updates.installer.progress.state == "installed"    # the service did it
     finally:
         if confirm.poll() is None:
             confirm.kill()

@@ -56,8 +56,9 @@ class CacheOffer:
             return beta
         return registry.current(DEVICE_TYPE, "stable")
 
-    def describe(self) -> dict | None:
-        """What the System page offers: {version, channel, state, message}, or None."""
+    def describe(self, running: str = "", boots_next: str = "") -> dict | None:
+        """What the System page offers: {version, channel, state, message}, or None. `running`: the
+        booted slot's version; `boots_next`: the version of the other slot when it boots next."""
         release = self.release()
         if release is None:
             return None
@@ -67,14 +68,11 @@ class CacheOffer:
             return doc
         state, message = self._verify(release)
         doc.update(state=state, message=message)
-        if state == "ready" and self._running(release.version):
+        if state == "ready" and running == release.version:
             doc.update(state="running", message=f"this box already runs {release.version}")
+        elif state == "ready" and boots_next == release.version:
+            doc.update(state="installed", message=f"{release.version} is installed and starts after a reboot")
         return doc
-
-    def _running(self, version: str) -> bool:
-        status = self.updates.status_slots()
-        booted = status.by_bootname(status.booted) if status else None
-        return booted is not None and booted.version == version
 
     def _verify(self, release: Release) -> tuple[str, str]:
         with self._lock:

@@ -59,22 +59,24 @@ class Updates:
 
     def status(self) -> dict:
         doc: dict = {"available": True, "reason": "", "last": self.last.read(),
-                     "progress": self.installer.progress.to_dict(),
-                     "offer": self.offer.describe() if self.offer else None}
+                     "progress": self.installer.progress.to_dict(), "offer": None,
+                     "slots": [], "booted": "", "primary": "", "compatible": ""}
         try:
-            rauc = self.installer.system()
-            doc.update(slots.read(rauc).to_dict())
+            status = slots.read(self.installer.system())
         except NotAppliance as exc:
-            doc.update(available=False, reason=str(exc), slots=[], booted="", primary="", compatible="")
+            doc.update(available=False, reason=str(exc))
+            return doc
         except UpdateError as exc:
-            doc.update(reason=str(exc), slots=[], booted="", primary="", compatible="")
+            doc.update(reason=str(exc))
+            status = None
+        if status is not None:
+            doc.update(status.to_dict())
+        if self.offer is not None:
+            booted = status.by_bootname(status.booted) if status else None
+            next_up = [s.version for s in status.slots if not s.booted and status.primary in (s.name, s.bootname)] \
+                if status else []
+            doc["offer"] = self.offer.describe(booted.version if booted else "", next_up[0] if next_up else "")
         return doc
-
-    def status_slots(self) -> slots.SlotStatus | None:
-        try:
-            return slots.read(self.installer.system())
-        except UpdateError:
-            return None
 
     def install(self, path: Path, source: str, remove: bool = False) -> dict:
         try:

@@ -28,7 +28,7 @@
     <p>The firmware cache brought {{offer['version']}} ({{offer['channel']}}, {{offer['message']}}).</p>
     <button type="submit" id="update-cached">Install update {{offer['version']}} from the cache</button>
   </form>
-  % elif offer and offer['state'] in ('downloading', 'refused'):
+  % elif offer:
   <p class="hint" id="update-offer">From the firmware cache: {{offer['version']}} {{offer['state']}}{{': ' + offer['message'] if offer['message'] else ''}}</p>
   % end
   <form method="post" action="/api/system/update/upload" enctype="application/octet-stream" id="update-upload" class="restore">
