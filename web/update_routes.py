@@ -5,7 +5,8 @@
                                      spooled by the edge straight to <data>/update/incoming/, verified,
                                      then installed in the background: 202, or 422 with the refusal's code
     POST /api/system/update/cached   {"version": V}: install the release the firmware cache offers (202)
-    POST /api/system/update/reboot   run [update] reboot_command once a bundle is installed (202)
+    POST /api/system/update/reboot   run [update] reboot_command once a bundle is installed (202; 500
+                                     reboot_failed with what it said when it fails)
 
 Installs run the same actions as `hearth update install` over the control channel
 (appliance/update/room.py); the page polls GET /api/system/update for the progress.
@@ -31,6 +32,7 @@ from web.pages import as_json, bad_request, body
 log = logging.getLogger(__name__)
 
 VERIFY_WAIT_S = 120.0          # the upload's answer waits this long for the verification
+REBOOT_WAIT_S = 10.0           # `systemctl reboot` queues the reboot and returns at once
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -80,9 +82,14 @@ def install(app: bottle.Bottle, service) -> None:
         command = shlex.split(service.settings.update.reboot_command)
         log.warning("rebooting into slot %s for %s (%s)", last.get("target"), last.get("version"), " ".join(command))
         try:
-            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=REBOOT_WAIT_S, start_new_session=True)
         except OSError as exc:
             return bad_request(f"could not run '{command[0]}': {exc.strerror}", "reboot_failed", 500)
+        except subprocess.TimeoutExpired:
+            done = None                    # still running while the system goes down: that is a reboot
+        if done is not None and done.returncode != 0:
+            said = (done.stderr or done.stdout).strip()[-300:] or f"exit status {done.returncode}"
+            return bad_request(f"'{' '.join(command)}' failed: {said} ([update] reboot_command)", "reboot_failed", 500)
         return as_json({"ok": True, "message": f"Rebooting into {last.get('version')}: the page comes back when "
                                                "the box is up."}, 202)
 

@@ -72,10 +72,11 @@ class Installer:
         bundle.check_fits(rauc, found, target.bootname)
         return Verified(found, status, target)
 
-    def install(self, path: Path, source: str) -> dict:
-        """Verify and install `path`; the last update's record when done. Busy while another runs."""
+    def install(self, path: Path, source: str, remove: bool = False) -> dict:
+        """Verify and install `path`; the last update's record when done. Busy while another runs.
+        `remove`: delete the file afterwards (an upload or a copy), installed or not."""
         self.begin()
-        return self.finish(path, source)
+        return self.finish(path, source, remove)
 
     def begin(self) -> None:
         """Take the one install slot (Busy when taken); `finish` must follow, on any thread."""
@@ -84,10 +85,22 @@ class Installer:
                        f"{self.progress.percent}%): wait for it to finish")
         self.progress = Progress(state="verifying", step="verifying the bundle", started_at=time.time())
 
-    def finish(self, path: Path, source: str) -> dict:
+    def finish(self, path: Path, source: str, remove: bool = False) -> dict:
+        """The install itself; its end shows in `progress` only once the file is gone (when `remove`)."""
+        path = Path(path)
+        end = {"state": "failed"}
         try:
-            return self._install(Path(path), source)
+            record = self._install(path, source)
+            end = {"state": "installed", "percent": 100, "message": record["message"]}
+            return record
+        except Exception as exc:           # UpdateError, or e.g. the data disk full while recording
+            end.update(message=str(exc), error=getattr(exc, "code", "internal"))
+            raise
         finally:
+            if remove:
+                path.unlink(missing_ok=True)
+            for key, value in end.items():
+                setattr(self.progress, key, value)
             self._lock.release()
 
     def busy(self) -> bool:
@@ -97,7 +110,6 @@ class Installer:
         try:
             checked = self.verify(path)
         except UpdateError as exc:
-            self.progress.state, self.progress.message, self.progress.error = "failed", str(exc), exc.code
             self.last.refused(source, path.name, exc.code, str(exc))
             raise
         found, target = checked.bundle, checked.target
@@ -108,13 +120,10 @@ class Installer:
         ok, lines = self._run_rauc(self.system(), path)
         if ok:
             message = f"{found.version} written to slot {target.bootname} ({target.name}); reboot to start it"
-            self.progress.state, self.progress.percent = "installed", 100
         else:
             reason = next((ln for ln in reversed(lines) if ln.startswith("LastError:")), lines[-1] if lines else "")
             message = (f"installing {found.version} into slot {target.bootname} failed: "
                        f"{reason.removeprefix('LastError:').strip() or 'see the log'}; slot {came_from} keeps running")
-            self.progress.state, self.progress.error = "failed", "install_failed"
-        self.progress.message = message
         done = self.last.finish(record, ok, message)
         if not ok:
             raise UpdateError(message, "install_failed")

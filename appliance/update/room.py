@@ -85,7 +85,7 @@ class Updates:
             if remove:
                 Path(path).unlink(missing_ok=True)
             raise
-        return self._finish(path, source, remove)
+        return self.installer.finish(path, source, remove)
 
     def install_in_background(self, path: Path, source: str, remove: bool = False) -> None:
         """For the web page: verified and installed on a thread; the page polls `status()['progress']`."""
@@ -93,18 +93,13 @@ class Updates:
         self.installer.begin()           # Busy now, not in the thread
         threading.Thread(target=self._background, args=(path, source, remove), name="update", daemon=True).start()
 
-    def _finish(self, path: Path, source: str, remove: bool) -> dict:
-        try:
-            return self.installer.finish(path, source)
-        finally:
-            if remove:
-                Path(path).unlink(missing_ok=True)
-
     def _background(self, path: Path, source: str, remove: bool) -> None:
         try:
-            self._finish(path, source, remove)
+            self.installer.finish(path, source, remove)
         except UpdateError as exc:
             log.warning("update from %s: %s", source, exc)
+        except Exception:
+            log.exception("update from %s failed", source)
 
     def mark_good(self) -> dict:
         rauc = self.installer.system()

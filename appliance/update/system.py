@@ -27,9 +27,17 @@ class SlotConfig:
     bootname: str            # A
 
     def size(self) -> int | None:
-        """Bytes the slot's device holds (None when it cannot be opened)."""
+        """Bytes the slot's device holds (None when unknown). A block device's size is read from
+        sysfs (world-readable: the service's user may not open the partition); a file's from itself."""
+        real = Path(os.path.realpath(self.device))
+        sysfs = Path("/sys/class/block") / real.name / "size"
+        if str(real).startswith("/dev/") and sysfs.exists():
+            try:
+                return int(sysfs.read_text()) * 512 or None  # sysfs counts 512-byte sectors; 0: no medium
+            except (OSError, ValueError):
+                return None
         try:
-            fd = os.open(self.device, os.O_RDONLY)
+            fd = os.open(real, os.O_RDONLY)
         except OSError:
             return None
         try:
