@@ -42,6 +42,12 @@ def box(tmp_path_factory):
     truncated = bundles / "truncated.raucb"
     truncated.write_bytes(good[: len(good) * 2 // 3])
     rauc.bundles["truncated"] = truncated
+    tampered = bytearray(good)
+    tampered[len(good) // 2] ^= 0xFF                 # one bit of the image flipped, size unchanged
+    (bundles / "tampered.raucb").write_bytes(bytes(tampered))
+    rauc.bundles["tampered"] = bundles / "tampered.raucb"
+    rauc.bundles["stranger-verity"] = make_bundle(bundles / "stranger-verity.raucb", "2.0.6", other_cert, other_key,
+                                                  fmt="verity")
     junk = bundles / "photo.raucb"
     junk.write_bytes(os.urandom(50_000))
     rauc.bundles["junk"] = junk
@@ -61,7 +67,9 @@ def hearth(data: Path, box: RaucBox, *args: str, update: dict | None = None) -> 
 @pytest.mark.parametrize("name, code_words", [
     ("unsigned", "is not signed"),
     ("stranger", "signed by a key this box does not trust"),
+    ("stranger-verity", "signed by a key this box does not trust"),
     ("truncated", "is truncated"),
+    ("tampered", "its signature does not match its content (tampered or damaged)"),
     ("junk", "is not a RAUC update bundle"),
     ("arm", "is for hearth-aarch64 (another architecture); this box is hearth-x86_64"),
     ("product", "is for 'acme-router', not for this box"),
