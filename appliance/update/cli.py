@@ -57,14 +57,30 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _ask(settings: Settings, action: str, params: dict) -> dict:
     return control.call(settings.data_dir, action, params, holder=f"hearth {action.replace('.', ' ')}",
-                        alone=lambda: perform(_alone(settings), action, params))
+                        alone=lambda: _alone(settings, action, params))
 
 
-def _alone(settings: Settings) -> Updates:
-    """No service runs (we hold its lock): this command is the writer, and tells what the last boot did."""
+def _alone(settings: Settings, action: str, params: dict) -> dict:
+    """No service runs (we hold its lock): this command is the writer, and tells what the last boot did.
+    Run as root on a box whose service runs as its own user, what it wrote is handed to that user."""
     updates = Updates(settings)
-    updates.assess_boot()
-    return updates
+    try:
+        updates.assess_boot()
+        return perform(updates, action, params)
+    finally:
+        _hand_over(settings.data_dir / "update", settings.data_dir)
+
+
+def _hand_over(folder: Path, data_dir: Path) -> None:
+    try:
+        owner = data_dir.stat()
+    except OSError:
+        return
+    if os.getuid() != 0 or owner.st_uid == 0 or not folder.exists():
+        return
+    for path in [folder, *folder.rglob("*")]:
+        if path.stat().st_uid == 0:
+            os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def _status(args, settings: Settings) -> int:
@@ -121,8 +137,9 @@ def _staged(file: Path, settings: Settings) -> tuple[Path, bool]:
         return file, False                      # no service: this command installs it itself
     if owner == os.getuid() or owner == 0:
         return file, False
-    incoming = settings.data_dir / "update" / "incoming"
-    incoming.mkdir(parents=True, exist_ok=True)
+    incoming = settings.data_dir / "update" / "incoming"      # the service made it, as its own user
+    if not incoming.is_dir():
+        raise UpdateError(f"{incoming} is missing: restart the Hearth service", "not_found")
     size = file.stat().st_size
     free = storage.free_bytes(incoming)
     if size > free:
@@ -134,7 +151,6 @@ def _staged(file: Path, settings: Settings) -> tuple[Path, bool]:
         dst.flush()
         os.fsync(dst.fileno())
     os.chown(copy, owner, -1)
-    os.chown(incoming, owner, -1)
     return copy, True
 
 

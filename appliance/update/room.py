@@ -134,6 +134,7 @@ def install(service) -> Updates:
     updates = Updates(service.settings)
     service.updates = updates
     updates.tidy()
+    updates.incoming.mkdir(parents=True, exist_ok=True)    # by the service's user: uploads and USB copies land here
     updates.assess_boot()
     if control := getattr(service, "control", None):
         for action in ACTIONS:
