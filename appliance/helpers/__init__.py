@@ -43,6 +43,7 @@ def install(service) -> Dispatcher:
                             online=lambda: bool(service.conn and service.conn.connected.is_set()))
     service.decoder = service.sessions.decoder = dispatcher
     service.helpers = dispatcher
+    devices.on_activated.append(lambda device: roster.refresh())   # known before its first offer arrives
     group = group_name(service.store)
     max_json = service.settings.limits.max_json_bytes
 
@@ -59,7 +60,10 @@ def install(service) -> Dispatcher:
             roster.on_offer(helper, None)
             return
         try:
-            roster.on_offer(helper, wire.HelperOffer.from_payload(payload, max_json))
+            offer = wire.HelperOffer.from_payload(payload, max_json)
+            roster.on_offer(helper, offer)
+            if offer.online:
+                dispatcher.offered(list(offer.models))
         except ProtocolError as exc:
             roster.on_offer(helper, None, problem=f"{exc.code}: {exc.message}")
             dispatcher.bad_message(helper)

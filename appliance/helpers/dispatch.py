@@ -38,6 +38,7 @@ from mqtt.messages import ProtocolError
 log = logging.getLogger(__name__)
 BOX = "box"                 # the taker name of the box's own engine
 REMEMBER = 4096             # resolved job ids kept, to tell a late answer from a made-up one
+UNSERVED_S = 10.0           # after a job nobody took, its model goes to the box alone this long (or until an offer)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Dispatcher:
         self.model_override: str | None = None  # tests and the bench ask for another model without a restart
         self._pending: dict[str, Pending] = {}
         self._resolved: "OrderedDict[str, str]" = OrderedDict()   # job id -> who answered
+        self._unserved: dict[str, float] = {}      # model -> until when no group member is believed
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
         self._cond = threading.Condition()
@@ -104,7 +106,7 @@ class Dispatcher:
         cfg = self.settings()
         model = self.asked_model()
         if (job.kind == PARTIAL or job.stream is not None or not cfg.enabled or not self.online()
-                or not self.roster.serving(model)):
+                or not self.roster.serving(model) or self._unserved.get(model, 0) > time.monotonic()):
             self.local.submit(job, limit)
             return
         with self._cond:
@@ -175,6 +177,11 @@ class Dispatcher:
         self.metrics.observe_ms("hearth_helper_round_trip_seconds", rtt)
         p.job.done(p.job, msg.text, msg.decode_ms)
 
+    def offered(self, models: list[str]) -> None:
+        """A helper (re)announced itself: its models are worth a try again."""
+        for m in models:
+            self._unserved.pop(m, None)
+
     def bad_message(self, helper: str) -> None:
         """A payload on a helper topic that breaks the contract (garbage, another protocol)."""
         self._ignored(helper, "bad")
@@ -202,6 +209,10 @@ class Dispatcher:
                 if p.fallback:
                     return
                 p.fallback = why
+        if why == "not_taken":
+            # nobody is in the group (a helper gone without its last will, e.g. a clean disconnect that
+            # never said offline): the next jobs of this model do not wait for a taker that is not there
+            self._unserved[p.model] = time.monotonic() + UNSERVED_S
         if why:
             self.metrics.inc(f'hearth_helper_fallbacks_total{{reason="{why}"}}')
             log.info("job %s (%s) falls back to the box's engine: %s", p.id, p.model, why)
