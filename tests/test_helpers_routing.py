@@ -107,3 +107,34 @@ def test_a_model_nobody_offers_any_more_is_decoded_by_the_box_at_once(rig):
     assert counter(h, "hearth_helper_jobs_sent_total") == sent
     row = next(x for x in h.service.helpers.roster.list() if x["id"] == large.id)
     assert row["online"] is False and json.dumps(row)
+
+
+def test_overview_and_metrics_show_each_helper(rig):
+    from web_support import admin_password, sign_in
+    h, tiny, large, _ = rig
+    http, _ = sign_in(h.web_url, admin_password(h))
+    page = http.get(f"{h.web_url}/").text
+    assert "Helpers" in page and "Tiny" in page and "Large" in page and tiny.id in page
+    rows = {x["id"]: x for x in http.get(f"{h.web_url}/api/overview").json()["helpers"]}
+    assert rows[large.id]["jobs"] >= 3 and rows[large.id]["mean_ms"] > 0
+    metrics = http.get(f"{h.web_url}/metrics").text
+    assert f'hearth_helper_jobs_total{{helper="{large.id}"}}' in metrics
+    assert "hearth_helper_job_bytes_total" in metrics and "hearth_helpers_online" in metrics
+
+
+def test_revoking_a_helper_drops_its_login_its_connection_and_its_offer(rig):
+    h, tiny, large, clip = rig
+    before = next(x["jobs"] for x in h.service.helpers.roster.list() if x["id"] == tiny.id)
+    h.service.devices.revoke(tiny.id)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not any("lost the broker" in ln or "refused" in ln for ln in tiny.lines):
+        time.sleep(0.05)
+    assert any("lost the broker" in ln or "refused" in ln for ln in tiny.lines), tiny.lines[-5:]
+    while time.monotonic() < end and tiny.id in [x["id"] for x in h.service.helpers.roster.list()]:
+        time.sleep(0.05)
+    assert tiny.id not in [x["id"] for x in h.service.helpers.roster.list()]
+    link = h.device("after-revoke")
+    for _ in range(2):
+        assert "kitchen light" in utter(link, clip).final.text.lower()      # the box's own engine
+    assert tiny.proc.poll() is None and before >= 0         # still running, but nothing reaches it
+    assert h.service.helpers.roster.serving("tiny.en") == []
