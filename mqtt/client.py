@@ -86,8 +86,9 @@ class Connection:
             log.warning("broker refused the connection: %s", reason_code)
             return
         self._refused = None
-        for topic in self._subs:
-            client.subscribe(topic, qos=1)
+        for entry in self._subs:      # a topic (QoS 1), or (topic, qos)
+            topic, qos = entry if isinstance(entry, tuple) else (entry, 1)
+            client.subscribe(topic, qos=qos)
         self.connected.set()
         log.debug("connected to %s", self.creds.url())
         if self._on_connected:

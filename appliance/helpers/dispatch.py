@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -68,7 +68,6 @@ class Dispatcher:
         self._resolved: "OrderedDict[str, str]" = OrderedDict()   # job id -> who answered
         self._unserved: dict[str, float] = {}      # model -> until when no group member is believed
         self._ids = itertools.count(1)
-        self._prefix = os.urandom(4).hex()
         self._cond = threading.Condition()
         self._stop = False
         self._timer = threading.Thread(target=self._watch, name="helpers-deadlines", daemon=True)
@@ -117,7 +116,8 @@ class Dispatcher:
             if limit and mine + self.local._finals.count(job.lane) >= self.local.max_per_client:
                 raise QueueFull(f"{self.local.max_per_client} of your decodes are already waiting; "
                                 "wait for their transcripts")
-            p = Pending(f"{self._prefix}-{next(self._ids)}", job, model, time.monotonic())
+            # unguessable: only the member handed a job knows its id, so nobody can claim another's
+            p = Pending(f"{next(self._ids)}-{secrets.token_hex(8)}", job, model, time.monotonic())
             self._pending[p.id] = p
             self._cond.notify()
         payload = wire.SttJob(p.id, model, cfg.deadline_ms, job.audio, job.language).to_payload()

@@ -15,8 +15,8 @@ import pytest
 from helpers_kit import HelperProc, box, counter, finals_after, pair, stop_all, utter
 from voices import in_room, quiet, say, to_wav
 
-DEADLINE_MS = 3000
-TAKE_MS = 1500
+DEADLINE_MS = 4000
+TAKE_MS = 2000
 
 
 @pytest.fixture(scope="module")
