@@ -122,6 +122,10 @@ class Connection:
         self._subs.append(topic)
         self.client.subscribe(topic, qos=qos)
 
+    def unsubscribe(self, topic: str) -> None:
+        self._subs = [s for s in self._subs if s != topic and not (isinstance(s, tuple) and s[0] == topic)]
+        self.client.unsubscribe(topic)
+
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=qos, retain=retain)
 

@@ -109,11 +109,11 @@ class Dispatcher:
             self.local.submit(job, limit)
             return
         with self._cond:
-            waiting = len(self._pending) + len(self.local._finals)
+            waiting = len(self._pending) + self.local.finals_waiting()
             if limit and waiting >= self.local.max_queue:
                 raise QueueFull(f"{waiting} decodes are waiting; try again shortly")
             mine = sum(1 for p in self._pending.values() if p.job.lane == job.lane)
-            if limit and mine + self.local._finals.count(job.lane) >= self.local.max_per_client:
+            if limit and mine + self.local.finals_waiting(job.lane) >= self.local.max_per_client:
                 raise QueueFull(f"{self.local.max_per_client} of your decodes are already waiting; "
                                 "wait for their transcripts")
             # unguessable: only the member handed a job knows its id, so nobody can claim another's

@@ -81,9 +81,7 @@ class Helper:
             return
         topic = wire.stt_jobs(self.model)
         if self.group:
-            old = wire.shared(self.group, topic)
-            self.conn.client.unsubscribe(old)
-            self.conn._subs = [t for t in self.conn._subs if t != old]
+            self.conn.unsubscribe(wire.shared(self.group, topic))
         self.group = info.group
         self.conn.subscribe(wire.shared(info.group, topic), qos=1)
         self.say(f"helper ready: {self.creds.username} offers {self.model} "

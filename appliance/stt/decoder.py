@@ -63,6 +63,10 @@ class Decoder:
     def depth(self) -> int:
         return len(self._finals) + len(self._partials)
 
+    def finals_waiting(self, lane: str | None = None) -> int:
+        """Finals waiting, all of them or one client's (the helpers' dispatcher counts against the same limits)."""
+        return len(self._finals) if lane is None else self._finals.count(lane)
+
     def submit(self, job: DecodeJob, limit: bool = True) -> None:
         """Queue a decode. `limit=False`: a job already admitted elsewhere (a helper's job the box
         takes back) is not refused by the queue limits."""
