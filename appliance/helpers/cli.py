@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from appliance.config import Settings
 
 COMMAND = "helper"
@@ -30,10 +28,5 @@ def run(args, settings: Settings) -> int:
         joining.join(args.box, settings.data_dir, args.name, say)
         if not args.run:
             return 0
-    try:
-        creds = joining.load_credentials(settings.data_dir)
-    except joining.JoinError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    worker.run(settings, creds, say)
+    worker.run(settings, joining.load_credentials(settings.data_dir), say)   # JoinError: one 'Error:' line
     return 0
