@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -138,6 +137,3 @@ def counter(h: Hearth, name: str) -> float:
 def stop_all(*procs: HelperProc) -> None:
     for p in procs:
         p.stop()
-
-
-__all__ = ["box", "pair", "model_copy", "HelperProc", "utter", "finals_after", "counter", "stop_all", "shutil"]
