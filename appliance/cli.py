@@ -11,6 +11,8 @@ from pathlib import Path
 from appliance import admin_cli, broker_cmd, config, satellite_cli, storage
 from appliance.compat import hermes_cli
 from appliance.devices import cli as devices_cli
+from appliance.helpers import cli as helper_cli
+from appliance.helpers import list_cli as helpers_cli
 from appliance.support import cli as support_cli
 from appliance.update import cli as update_cli
 from firmware_cache import cli as firmware_cli
@@ -25,6 +27,8 @@ COMMANDS = """\
   hearth client satellite --wav F  stream a WAV as a wake word satellite, print detections, transcript, reply
   hearth config                    print the effective configuration as TOML
   hearth devices list|pair CODE|rename ID NAME|revoke ID   the household's devices (docs/devices.md)
+  hearth helper join URL | run     lend this machine's engines to a box (docs/helpers.md)
+  hearth helpers                   the helpers lending this box their engines
   hearth support bundle [--out F]  one archive for whoever helps you troubleshoot (no secrets inside)
   hearth update status|install FILE|confirm   update the appliance from a signed bundle (docs/appliance.md)
 """
@@ -66,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli, broker_cmd, update_cli]
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli, broker_cmd, update_cli, helper_cli, helpers_cli]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
 CLIENT_ACTIONS: list = [satellite_cli]
 
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _expected(exc: Exception) -> bool:
     from appliance.client import ClientError
+    from appliance.helpers.join import JoinError
     from appliance.integrity import Unrepairable
     from appliance.runner import AlreadyRunning
     from appliance.store import DatabaseDamaged
@@ -103,7 +108,7 @@ def _expected(exc: Exception) -> bool:
     from appliance.tts.voices import VoiceError
     from mqtt.broker import BrokerError
     from mqtt.client import MqttError
-    return isinstance(exc, (config.ConfigError, ClientError, AlreadyRunning, SttError, VoiceError,
+    return isinstance(exc, (config.ConfigError, ClientError, JoinError, AlreadyRunning, SttError, VoiceError,
                             BrokerError, MqttError, OSError, ValueError, ServiceRefused, SecretInBundle,
                             DatabaseDamaged, Unrepairable))
 

@@ -170,6 +170,23 @@ class UpdateSettings:
 
 
 @dataclass(frozen=True)
+class HelpersSettings:
+    enabled: bool = True             # hand final decodes to helpers (other machines) when one is online
+    take_jobs: bool = True           # the box's own engine takes jobs from the same shared group
+    model: str = ""                  # the model finals ask for; empty: the box's own model
+    take_ms: int = 1000              # no helper said it took a job within this: the box decodes it itself
+    deadline_ms: int = 3000          # a helper that took a job must answer within this, else the box decodes it
+
+
+@dataclass(frozen=True)
+class HelperSettings:
+    model_name: str = ""             # the model name this helper offers; empty: the stt model's name
+    capacity: int = 1                # decodes at once
+    languages: str = ""              # comma-separated language codes it offers; empty: stt.language
+    max_job_bytes: int = 2097152     # a larger job is refused
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("var")
     broker: BrokerSettings = field(default_factory=BrokerSettings)
@@ -187,6 +204,8 @@ class Settings:
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     update: UpdateSettings = field(default_factory=UpdateSettings)
+    helpers: HelpersSettings = field(default_factory=HelpersSettings)
+    helper: HelperSettings = field(default_factory=HelperSettings)
 
     def with_changes(self, section: str, **changes) -> "Settings":
         """A copy with some keys of one section changed (validated like the file)."""

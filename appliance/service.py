@@ -43,6 +43,7 @@ VERSION = "0.1.0"
 ROOMS: list[str] = [
     "appliance.control",           # first: the other rooms register their commands on it
     "appliance.devices",
+    "appliance.helpers",           # after the devices (helpers pair as devices), before whatever uses the decoder
     "firmware_cache.room",
     "appliance.update.room",       # after the firmware cache: it offers hearth-appliance releases from it
     "appliance.admin",

@@ -18,7 +18,7 @@ import psutil
 
 from bench.common import ROOT
 
-SECTIONS = ["bench.voice", "bench.satellites", "bench.firmware", "bench.abuse"]
+SECTIONS = ["bench.voice", "bench.satellites", "bench.firmware", "bench.abuse", "bench.helpers"]
 INCLUDED = ["benchmarks-image.md"]
 
 

@@ -32,7 +32,7 @@ class BrokerError(RuntimeError):
 
 @dataclass(frozen=True)
 class Account:
-    """A broker login. `kind` is service | device | client | hermes."""
+    """A broker login. `kind` is service | device | helper | client | hermes."""
 
     username: str
     password_hash: str               # Mosquitto's $7$ PBKDF2-SHA512 form
@@ -40,6 +40,7 @@ class Account:
     device_type: str = ""            # devices also read hearth/type/<device_type>/#
     extra_read: tuple[str, ...] = field(default_factory=tuple)
     extra_readwrite: tuple[str, ...] = field(default_factory=tuple)
+    deny: tuple[str, ...] = field(default_factory=tuple)     # checked before the patterns: e.g. a helper's stt/tts
 
 
 def hash_password(password: str, iterations: int = 101) -> str:
@@ -129,6 +130,7 @@ def render_acl(accounts: list[Account]) -> str:
             lines.append(f"topic read hearth/type/{acc.device_type}/#")
         lines += [f"topic read {t}" for t in acc.extra_read]
         lines += [f"topic readwrite {t}" for t in acc.extra_readwrite]
+        lines += [f"topic deny {t}" for t in acc.deny]
         lines.append("")
     lines += [
         "# Every user: its own topics, read-only broadcasts. %u is the authenticated user name.",

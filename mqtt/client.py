@@ -86,8 +86,9 @@ class Connection:
             log.warning("broker refused the connection: %s", reason_code)
             return
         self._refused = None
-        for topic in self._subs:
-            client.subscribe(topic, qos=1)
+        for entry in self._subs:      # a topic (QoS 1), or (topic, qos)
+            topic, qos = entry if isinstance(entry, tuple) else (entry, 1)
+            client.subscribe(topic, qos=qos)
         self.connected.set()
         log.debug("connected to %s", self.creds.url())
         if self._on_connected:
@@ -120,6 +121,10 @@ class Connection:
     def subscribe(self, topic: str, qos: int = 1) -> None:
         self._subs.append(topic)
         self.client.subscribe(topic, qos=qos)
+
+    def unsubscribe(self, topic: str) -> None:
+        self._subs = [s for s in self._subs if s != topic and not (isinstance(s, tuple) and s[0] == topic)]
+        self.client.unsubscribe(topic)
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=qos, retain=retain)

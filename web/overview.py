@@ -1,4 +1,4 @@
-"""Overview: is the box healthy? Broker, engines, queue, CPU, memory, disk, temperature, errors,
+"""Overview: is the box healthy? Broker, engines, helpers, queue, CPU, memory, disk, temperature, errors,
 and the data partition: free space against the reserve, the registry's last check and snapshot,
 and any restore from a snapshot in the last 7 days.
 
@@ -30,6 +30,7 @@ def facts(service) -> dict:
                  "loaded": hasattr(service, "satellites")},
         "queue": {"depth": service.decoder.depth, "sessions_open": len(service.sessions.sessions)},
         "devices": _devices(service),
+        "helpers": _helpers(service),
         "system": {
             "cpu_percent": psutil.cpu_percent(interval=None),
             "cpus": psutil.cpu_count(),
@@ -62,6 +63,11 @@ def _devices(service) -> dict | None:
     rows = [_row(d) for d in registry.list()]
     return {"total": len(rows), "online": sum(1 for d in rows if d.get("online")),
             "pending": len(registry.pending())}
+
+
+def _helpers(service) -> list[dict]:
+    dispatcher = getattr(service, "helpers", None)
+    return dispatcher.roster.list() if dispatcher is not None else []
 
 
 def _row(device) -> dict:

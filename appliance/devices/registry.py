@@ -17,6 +17,7 @@ import sqlite_utils
 from appliance.devices.errors import BadSetting, UnknownDevice
 from appliance.store import Store
 from mqtt import device_type as device_types
+from mqtt import jobs
 from mqtt.broker import Account
 
 GENERATION_KEY = "devices.generation"
@@ -155,8 +156,11 @@ class Registry:
         return [(Device.from_row(r), r["password_hash"]) for r in rows]
 
     def broker_accounts(self) -> list[Account]:
-        """Every paired, unrevoked device as a broker login (user = device id)."""
-        return [Account(d.id, pw_hash, "device", d.device_type) for d, pw_hash in self.password_hashes()]
+        """Every paired, unrevoked device as a broker login (user = device id); a helper's login may
+        also read jobs and may not act as a voice device (mqtt/jobs.py)."""
+        return [Account(d.id, pw_hash, "helper", d.device_type, **jobs.helper_acl(d.id))
+                if d.device_type == jobs.HELPER_TYPE else Account(d.id, pw_hash, "device", d.device_type)
+                for d, pw_hash in self.password_hashes()]
 
     def generation(self) -> int:
         return int(self.store.get(GENERATION_KEY, "0") or 0)

@@ -63,7 +63,13 @@ class Decoder:
     def depth(self) -> int:
         return len(self._finals) + len(self._partials)
 
-    def submit(self, job: DecodeJob) -> None:
+    def finals_waiting(self, lane: str | None = None) -> int:
+        """Finals waiting, all of them or one client's (the helpers' dispatcher counts against the same limits)."""
+        return len(self._finals) if lane is None else self._finals.count(lane)
+
+    def submit(self, job: DecodeJob, limit: bool = True) -> None:
+        """Queue a decode. `limit=False`: a job already admitted elsewhere (a helper's job the box
+        takes back) is not refused by the queue limits."""
         with self._cond:
             if job.kind == PARTIAL:
                 # a newer partial replaces the waiting one of the same session; streams must keep every chunk
@@ -74,9 +80,9 @@ class Decoder:
                     self._partials.pop(job.key, None)
                 self._partials[job.key] = job
             else:
-                if len(self._finals) >= self.max_queue:
+                if limit and len(self._finals) >= self.max_queue:
                     raise QueueFull(f"{len(self._finals)} decodes are waiting; try again shortly")
-                if self._finals.count(job.lane) >= self.max_per_client:
+                if limit and self._finals.count(job.lane) >= self.max_per_client:
                     raise QueueFull(f"{self.max_per_client} of your decodes are already waiting; "
                                     "wait for their transcripts")
                 if job.stream is not None and job.key in self._partials:

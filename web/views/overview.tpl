@@ -52,6 +52,26 @@
 </section>
 
 <section class="card">
+  <h2>Helpers</h2>
+  % if not f['helpers']:
+  <p class="empty">No helpers. Another machine lends its engine with <code>hearth helper join</code> (docs/helpers.md).</p>
+  % else:
+  <table>
+    <thead><tr><th>Helper</th><th>Online</th><th>Model</th><th>Jobs done</th><th>Mean time</th></tr></thead>
+    <tbody>
+    % for h in f['helpers']:
+    <tr><td>{{h['name']}} <span class="hint">{{h['id']}}</span></td>
+      <td class="{{'ok' if h['online'] else 'bad'}}">{{'yes' if h['online'] else 'no'}}{{(' — ' + h['problem']) if h['problem'] else ''}}</td>
+      <td>{{', '.join(h['models']) or '–'}} <span class="hint">{{h['device']}}</span></td>
+      <td>{{h['jobs']}}{{(' (%d late, %d ignored)' % (h['late'], h['ignored'])) if h['late'] or h['ignored'] else ''}}</td>
+      <td>{{('%.0f ms' % h['mean_ms']) if h['mean_ms'] is not None else '–'}}</td></tr>
+    % end
+    </tbody>
+  </table>
+  % end
+</section>
+
+<section class="card">
   <h2>Machine</h2>
   <dl class="facts">
     <dt>CPU</dt><dd>{{sysf['cpu_percent']}} % <span class="hint">{{sysf['cpus']}} cores, load {{' / '.join(str(x) for x in sysf['load'])}}</span></dd>

@@ -1,0 +1,140 @@
+"""A job goes only to helpers that have the model it asks for: one helper offers tiny.en, another
+a second copy of the same directory configured as "large". Pairing the real way
+(`hearth helper join` against the box's web API), `hearth helpers` lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from appliance.helpers.join import credentials_path
+from helpers_kit import ROOT, HelperProc, box, counter, model_copy, pair, stop_all, toml, utter
+from voices import in_room, quiet, say, to_wav
+
+
+def joined(h, data, name: str, model_name: str = "", model_dir: str = "") -> HelperProc:
+    """`hearth helper join URL`: the code it prints is confirmed on the box, as a person would."""
+    data.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARTH_DATA": str(data)}
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "helper", "join", h.web_url, "--name", name],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("Confirm code "), line
+    h.service.devices.confirm(line.split()[2])
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "Joined" in out and oct(credentials_path(data).stat().st_mode & 0o777) == "0o600"
+    (data / "hearth.toml").write_text(toml({"stt": {"threads": 1, **({"model": model_dir} if model_dir else {})},
+                                            "helper": {"model_name": model_name}}))
+    return HelperProc(data)
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("routing")
+    h = box(tmp, take_ms=3000, deadline_ms=8000)   # generous: this module is about routing, not deadlines
+    tiny = HelperProc(pair(h, "Tiny", tmp / "tiny"))
+    large = joined(h, tmp / "large", "Large", "large", model_copy(tmp, "large-model"))
+    tiny.start(h)
+    large.start(h, model="large")
+    clip = to_wav(in_room([quiet(0.2), say(h, "piper", "Turn on the kitchen light."), quiet(0.3)], seed=3))
+    yield h, tiny, large, clip
+    stop_all(tiny, large)
+    h.stop()
+
+
+def jobs(h) -> dict:
+    out = {x["id"]: x["jobs"] for x in h.service.helpers.roster.list()}
+    out["box"] = counter(h, 'hearth_helper_jobs_total{helper="box"}')
+    return out
+
+
+def test_jobs_asking_for_large_reach_only_the_large_helper_and_the_rest_never_do(rig):
+    h, tiny, large, clip = rig
+    link = h.device("routing")
+    dispatcher = h.service.helpers
+    try:
+        dispatcher.model_override = "large"
+        before = jobs(h)
+        for _ in range(3):
+            assert "kitchen light" in utter(link, clip).final.text.lower()
+        after = jobs(h)
+        assert after[large.id] - before[large.id] >= 3
+        assert after[tiny.id] == before[tiny.id] and after["box"] == before["box"]
+
+        dispatcher.model_override = "tiny.en"                 # positive control: the other model's jobs
+        before = jobs(h)
+        for _ in range(4):
+            assert "kitchen light" in utter(link, clip).final.text.lower()
+        after = jobs(h)
+        assert after[large.id] == before[large.id]
+        assert after[tiny.id] - before[tiny.id] >= 1 and after[tiny.id] + after["box"] - before[tiny.id] - before["box"] >= 4
+    finally:
+        dispatcher.model_override = None
+
+
+def test_hearth_helpers_lists_them_with_their_models_and_counts(rig):
+    h, tiny, large, _ = rig
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARTH_DATA": str(h.settings.data_dir)}
+    out = subprocess.run([sys.executable, "-m", "appliance.cli", "helpers"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    assert "large" in rows[large.id] and " yes " in rows[large.id]
+    assert "tiny.en" in rows[tiny.id] and "Tiny" in rows[tiny.id]
+
+
+def test_a_model_nobody_offers_any_more_is_decoded_by_the_box_at_once(rig):
+    h, tiny, large, clip = rig
+    large.stop()                                         # stops lending: its offer says offline
+    end = time.monotonic() + 10
+    while time.monotonic() < end and h.service.helpers.roster.serving("large"):
+        time.sleep(0.05)
+    dispatcher = h.service.helpers
+    sent = counter(h, "hearth_helper_jobs_sent_total")
+    try:
+        dispatcher.model_override = "large"
+        heard = utter(h.device("nobody"), clip)
+    finally:
+        dispatcher.model_override = None
+    assert "kitchen light" in heard.final.text.lower()
+    assert counter(h, "hearth_helper_jobs_sent_total") == sent
+    row = next(x for x in h.service.helpers.roster.list() if x["id"] == large.id)
+    assert row["online"] is False and json.dumps(row)
+
+
+def test_overview_and_metrics_show_each_helper(rig):
+    from web_support import admin_password, sign_in
+    h, tiny, large, _ = rig
+    http, _ = sign_in(h.web_url, admin_password(h))
+    page = http.get(f"{h.web_url}/").text
+    assert "Helpers" in page and "Tiny" in page and "Large" in page and tiny.id in page
+    rows = {x["id"]: x for x in http.get(f"{h.web_url}/api/overview").json()["helpers"]}
+    assert rows[large.id]["jobs"] >= 3 and rows[large.id]["mean_ms"] > 0
+    metrics = http.get(f"{h.web_url}/metrics").text
+    assert f'hearth_helper_jobs_total{{helper="{large.id}"}}' in metrics
+    assert "hearth_helper_job_bytes_total" in metrics and "hearth_helpers_online" in metrics
+
+
+def test_revoking_a_helper_drops_its_login_its_connection_and_its_offer(rig):
+    h, tiny, large, clip = rig
+    before = next(x["jobs"] for x in h.service.helpers.roster.list() if x["id"] == tiny.id)
+    h.service.devices.revoke(tiny.id)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and not any("lost the broker" in ln or "refused" in ln for ln in tiny.lines):
+        time.sleep(0.05)
+    assert any("lost the broker" in ln or "refused" in ln for ln in tiny.lines), tiny.lines[-5:]
+    while time.monotonic() < end and tiny.id in [x["id"] for x in h.service.helpers.roster.list()]:
+        time.sleep(0.05)
+    assert tiny.id not in [x["id"] for x in h.service.helpers.roster.list()]
+    link = h.device("after-revoke")
+    for _ in range(2):
+        assert "kitchen light" in utter(link, clip).final.text.lower()      # the box's own engine
+    assert tiny.proc.poll() is None and before >= 0         # still running, but nothing reaches it
+    assert h.service.helpers.roster.serving("tiny.en") == []
