@@ -1,0 +1,91 @@
+"""End of turn: how much silence ends this utterance, judged from its words, the VAD and the device.
+
+A fixed silence is a bad compromise: 300 ms cuts off "set a timer for … ten minutes" and still
+makes "turn off the kitchen light." wait 300 ms for nothing. The systems people hold up decide
+from more than silence: AssemblyAI's streaming turn detection ends a turn after a short silence
+when the transcript ends in terminal punctuation and waits up to a longer one otherwise (its
+min/max turn silence); LiveKit's and Pipecat's detectors score the words (or the audio) and move
+the wait between a min and a max delay. Hearth has a speculative transcript of everything said so
+far at the first silence anyway (appliance/sessions.py), so it judges that:
+
+- complete (a finished sentence or command: terminal punctuation, not ending on a dangling word
+  such as "for", "to", "the", "and", nor trailing off with "...") -> `commit_silence_ms`;
+- unfinished -> `max_silence_ms`;
+- nothing to judge (empty text, turn detection off, a streaming engine) -> `silence_ms`, the
+  fixed rule.
+
+The VAD's own confidence and the device's hint are applied by the endpointer and the session
+(appliance/audio/endpoint.py, appliance/sessions.py); see docs/config.md [endpoint].
+"""
+
+from __future__ import annotations
+
+import re
+
+from appliance.config import EndpointSettings
+
+# Words a finished English sentence or command does not end on. A word wrongly listed only costs
+# that utterance the longer wait; one missing cuts a person off. Particles that do end commands
+# ("turn it on", "turn the music down", "log out") and short answers ("yes I can", "call her",
+# "no") are not here.
+DANGLING = frozenset("""
+    a an the my your our their every each
+    and or but nor because if although unless whether
+    um uh er erm hmm what's
+""".split())
+# ... and these unless the sentence is a question: "what is it for?", "who is it from?", "why?"
+DANGLING_UNLESS_ASKED = frozenset("""
+    for to of with at from by into onto about than as via per toward towards until till between in
+    i what which who whom whose where how why
+""".split())
+
+_TERMINAL = re.compile(r"[.?!]['\")\]]*$")
+_QUESTION = re.compile(r"\?['\")\]]*$")
+_TRAILING_OFF = re.compile(r"(\.\.\.|…|-|—|,|;|:)['\")\]]*$")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def complete(text: str) -> bool | None:
+    """Does this transcript sound finished? None: cannot tell (no words, or no terminal punctuation
+    on a last word that may or may not end it: Whisper punctuates what it takes for a sentence)."""
+    text = text.strip()
+    words = _WORD.findall(text.lower().replace("’", "'"))
+    if not words:
+        return None
+    if _TRAILING_OFF.search(text):         # "Set a timer for..." / "the lights in the -"
+        return False
+    last = words[-1]
+    if last in DANGLING or (last in DANGLING_UNLESS_ASKED and not _QUESTION.search(text)):
+        return False
+    if not _TERMINAL.search(text):
+        return None                        # no full stop, nothing dangling: the fixed rule decides
+    return True
+
+
+def wait_ms(settings: EndpointSettings, text: str | None, hint: str = "auto") -> int:
+    """Silence (as the VAD counts it) that ends this utterance.
+
+    `hint` is the device's (stt/start `turn`): "auto" judges the words, "eager" commits on the short
+    silence without waiting for them (a yes/no answer), "patient" always waits the long one (a
+    message, a list). `text` None: the words are not known (yet)."""
+    short, long = commit_ms(settings), max_ms(settings)
+    if hint == "eager":
+        return short
+    if hint == "patient":
+        return long
+    if not settings.turn_detection or text is None:
+        return settings.silence_ms
+    verdict = complete(text)
+    if verdict is None:
+        return settings.silence_ms
+    return short if verdict else long
+
+
+def commit_ms(settings: EndpointSettings) -> int:
+    """The short wait never exceeds `silence_ms`: someone who set a short silence gets it everywhere."""
+    return min(settings.commit_silence_ms, settings.silence_ms)
+
+
+def max_ms(settings: EndpointSettings) -> int:
+    """The long wait is never shorter than `silence_ms`."""
+    return max(settings.max_silence_ms, settings.silence_ms)
