@@ -262,7 +262,10 @@ class SessionManager:
 
     def _judge(self, s: SttSession, text: str | None) -> None:
         """The words of the speech before this pause are known: how long the pause must last."""
-        s.endpointer.hold(turn.wait_ms(self.settings.endpoint, text if self._judges_words else None, s.start.turn))
+        wait = turn.wait_ms(self.settings.endpoint, text if self._judges_words else None, s.start.turn)
+        s.endpointer.hold(wait)
+        log.debug("end of turn %s: %r -> wait %d ms (silent for %d ms)", s.start.session, text, wait,
+                  s.endpointer.silence_ms)
         if s.start.endpoint == "vad" and s.endpointer.ending():
             self._finalize(s, "vad")
 

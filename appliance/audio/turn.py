@@ -28,16 +28,23 @@ from appliance.config import EndpointSettings
 # that utterance the longer wait; one missing cuts a person off. Particles that do end commands
 # ("turn it on", "turn the music down", "log out") and short answers ("yes I can", "call her",
 # "no") are not here.
+# Prepositions are here even though a question may end on one ("what is it for?"): people rarely
+# ask a voice assistant that, and "what's the weather in?" is how a pause before a place sounds.
 DANGLING = frozenset("""
     a an the my your our their every each
+    for to of with at from by into onto about than as via per toward towards until till between in
     and or but nor because if although unless whether
     um uh er erm hmm what's
 """.split())
-# ... and these unless the sentence is a question: "what is it for?", "who is it from?", "why?"
-DANGLING_UNLESS_ASKED = frozenset("""
-    for to of with at from by into onto about than as via per toward towards until till between in
-    i what which who whom whose where how why
-""".split())
+# ... and these unless the sentence is a question: "why?", "can I?"
+DANGLING_UNLESS_ASKED = frozenset("i what which who whom whose where how why".split())
+
+# Whisper finishes a sentence cut off after a preposition or particle with a short word that was
+# never said: "Set a timer for" -> "Set a timer for it.", "Turn on the" -> "Turn on that.",
+# "Remind me to" -> "Remind me too." (tiny.en on Piper, espeak-ng and Festival fragments). Such a
+# word after a function word does not make the sentence complete ("go for it" waits the long silence).
+GUESSED_TAIL = frozenset("it that this them these those too".split())
+_PARTICLES = frozenset("on off up down out over back away around me us you".split())
 
 _TERMINAL = re.compile(r"[.?!]['\")\]]*$")
 _QUESTION = re.compile(r"\?['\")\]]*$")
@@ -57,9 +64,15 @@ def complete(text: str) -> bool | None:
     last = words[-1]
     if last in DANGLING or (last in DANGLING_UNLESS_ASKED and not _QUESTION.search(text)):
         return False
+    if last in GUESSED_TAIL and len(words) > 1 and _function_word(words[-2]):
+        return False
     if not _TERMINAL.search(text):
         return None                        # no full stop, nothing dangling: the fixed rule decides
     return True
+
+
+def _function_word(word: str) -> bool:
+    return word in DANGLING or word in DANGLING_UNLESS_ASKED or word in _PARTICLES
 
 
 def wait_ms(settings: EndpointSettings, text: str | None, hint: str = "auto") -> int:
