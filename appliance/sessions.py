@@ -370,8 +370,9 @@ class SessionManager:
             elif not s.inflight and not s.final_submitted:
                 self._submit(s, FINAL)
             return
-        if job.kind != PARTIAL and s.endpointer.paused and job.length >= s.need:
-            self._judge(s, text)                  # the words before this pause: end now, or wait
+        if s.endpointer.paused and job.length >= s.need:
+            # the words before this pause (a partial that ran until the speech stopped counts too)
+            self._judge(s, text)
             if s.state != "open":
                 return
         if job.kind == PARTIAL and s.start.partials and text and text != s.last_partial:
