@@ -179,3 +179,13 @@ def test_a_complete_command_ends_sooner_than_a_fixed_silence(hearth, device, end
         assert "kitchen light" in texts[voice, "turn"].lower(), texts
         # the fixed rule cannot answer before its 1500 ms of silence; the words rule needs the decode
         assert waited[voice, "turn"] + 0.3 < waited[voice, "fixed"], waited
+
+
+def test_the_device_hint_is_checked():
+    import json
+
+    from mqtt.messages import ProtocolError, SttStart
+    assert SttStart.from_payload(json.dumps({"v": 1, "session": "s1", "turn": "patient"}).encode()).turn == "patient"
+    with pytest.raises(ProtocolError) as err:
+        SttStart.from_payload(json.dumps({"v": 1, "session": "s1", "turn": "sometimes"}).encode())
+    assert err.value.code == "bad_message" and "turn must be" in str(err.value)
