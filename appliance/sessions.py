@@ -262,7 +262,9 @@ class SessionManager:
 
     def _judge(self, s: SttSession, text: str | None) -> None:
         """The words of the speech before this pause are known: how long the pause must last."""
-        wait = turn.wait_ms(self.settings.endpoint, text if self._judges_words else None, s.start.turn)
+        language = s.start.language or self.settings.stt.language or "en"
+        english = language.split("-")[0].lower() == "en"       # the rule's word lists are English
+        wait = turn.wait_ms(self.settings.endpoint, text if self._judges_words and english else None, s.start.turn)
         s.endpointer.hold(wait)
         log.debug("end of turn %s: %r -> wait %d ms (silent for %d ms)", s.start.session, text, wait,
                   s.endpointer.silence_ms)

@@ -16,6 +16,13 @@ far at the first silence anyway (appliance/sessions.py), so it judges that:
 
 The VAD's own confidence and the device's hint are applied by the endpointer and the session
 (appliance/audio/endpoint.py, appliance/sessions.py); see docs/config.md [endpoint].
+
+A rule, not a model, for now: LiveKit's text turn detector loads its weights from a model hub
+at run time, which Hearth may not do. Pipecat's smart-turn v3 (an 8 MB int8 ONNX classifier on a
+Whisper-tiny encoder, from the audio alone) ships inside the pipecat-ai wheel, but it would add
+pipecat-ai and transformers and a second encoder pass on the same 2 cores, on the path this rule
+is meant to shorten: worth measuring as a follow-up. The word lists are English: a session in
+another language is not judged (the fixed rule, or the device's hint, applies).
 """
 
 from __future__ import annotations
