@@ -138,11 +138,13 @@ class Heard:
 
 
 def transcribe(link: DeviceLink, wav: Wav, endpoint: str = "device", frame_ms: int = 30,
-               realtime: bool = False, timeout: float = 60.0, on_partial=None) -> Heard:
+               realtime: bool = False, timeout: float = 60.0, on_partial=None, turn: str = "auto",
+               partials: bool = True) -> Heard:
     session = uuid.uuid4().hex[:12]
     fmt = wav.format
     link.publish(topics.stt_start(link.device), SttStart(
-        session=session, rate=fmt.rate, width=fmt.width, channels=fmt.channels, endpoint=endpoint).to_payload())
+        session=session, rate=fmt.rate, width=fmt.width, channels=fmt.channels, endpoint=endpoint,
+        turn=turn, partials=partials).to_payload())
     step = fmt.bytes_per_second * frame_ms // 1000
     step -= step % (fmt.width * fmt.channels)
     audio_topic = topics.stt_audio(link.device, session)

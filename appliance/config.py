@@ -67,9 +67,14 @@ class TtsSettings:
 
 @dataclass(frozen=True)
 class EndpointSettings:
-    silence_ms: int = 300            # trailing silence that ends an utterance
+    silence_ms: int = 300            # trailing silence that ends an utterance whose words cannot be judged
     speculative: bool = True         # start the final decode at the first silence
     threshold: float = 0.5           # Silero speech probability
+    turn_detection: bool = True      # judge the speculative transcript: complete -> commit_silence_ms, unfinished -> max_silence_ms
+    commit_silence_ms: int = 160     # silence that ends an utterance whose words sound complete
+    max_silence_ms: int = 1200       # silence that ends an utterance whose words sound unfinished
+    confident_silence: float = 0.2   # the short commit needs the last 96 ms's mean speech probability below this
+    early_speculation: float = 0.8   # speech probability under which the speculative decode starts (0: at the silence)
     min_speech_ms: int = 150         # speech needed before an endpoint can fire
     no_speech_timeout_ms: int = 8000 # end the session when nobody speaks at all
 

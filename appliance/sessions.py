@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from appliance.audio import turn
 from appliance.audio.endpoint import Endpointer
 from appliance.audio.pcm import ENGINE_BYTES_PER_S, frame_to_engine
 from appliance.config import Settings
@@ -196,6 +197,7 @@ class SessionManager:
             raise ProtocolError("busy", f"{len(self.sessions)} sessions are open; try again shortly", msg.session)
         engine = self.decoder.engine
         endpointer = Endpointer(self.settings.endpoint, stop_at_endpoint=msg.endpoint == "vad",
+                                await_words=self._judges_words, hint=msg.turn,
                                 **(wake.endpointer_args() if wake else {}))
         session = SttSession(device, msg, endpointer, client=client,
                              stream=engine.open_stream() if engine.streaming else None)
@@ -230,13 +232,44 @@ class SessionManager:
         if len(s.audio) >= lim.max_session_s * ENGINE_BYTES_PER_S:
             self._finalize(s, "limit")
             return
+        speculative = self.settings.endpoint.speculative and not self.decoder.engine.streaming
         for event in events:
-            if event == "pause" and self.settings.endpoint.speculative and not self.decoder.engine.streaming:
-                self._submit(s, SPECULATIVE)
+            if event == "doubt" and speculative and not s.inflight and not self.decoder.busy:
+                self._submit(s, SPECULATIVE)       # the speech may be ending: one chunk ahead of the pause
+            elif event == "pause" and speculative:
+                self._speculate(s)
+                if s.state != "open":
+                    return
             elif s.start.endpoint == "vad" and event in ("endpoint", "no-speech"):
                 self._finalize(s, "vad" if event == "endpoint" else "no-speech")
                 return
         self._maybe_partial(s)
+
+    @property
+    def _judges_words(self) -> bool:
+        """End of turn from the speculative transcript's words (appliance/audio/turn.py)?"""
+        ep = self.settings.endpoint
+        return ep.turn_detection and ep.speculative and not self.decoder.engine.streaming
+
+    def _speculate(self, s: SttSession) -> None:
+        """A pause began: a decode of all the speech so far, unless one is done or under way."""
+        if s.best and s.best[0] >= s.need:
+            self._judge(s, s.best[1])
+        elif not any(n >= s.need for n in s.inflight):
+            self._submit(s, SPECULATIVE)
+            if not any(n >= s.need for n in s.inflight) and self._judges_words:
+                self._judge(s, None)              # refused (queue full): no words to wait for
+
+    def _judge(self, s: SttSession, text: str | None) -> None:
+        """The words of the speech before this pause are known: how long the pause must last."""
+        language = s.start.language or self.settings.stt.language or "en"
+        english = language.split("-")[0].lower() == "en"       # the rule's word lists are English
+        wait = turn.wait_ms(self.settings.endpoint, text if self._judges_words and english else None, s.start.turn)
+        s.endpointer.hold(wait)
+        log.debug("end of turn %s: %r -> wait %d ms (silent for %d ms)", s.start.session, text, wait,
+                  s.endpointer.silence_ms)
+        if s.start.endpoint == "vad" and s.endpointer.ending():
+            self._finalize(s, "vad")
 
     def _too_fast_error(self, session_id: str, cooling: bool = False) -> ProtocolError:
         lim = self.settings.limits
@@ -262,7 +295,8 @@ class SessionManager:
                 self._submit(s, PARTIAL)
             return
         interval = self.settings.stt.partial_interval_ms
-        if not s.start.partials or interval <= 0 or not s.endpointer.in_speech or s.endpointer.paused:
+        if (not s.start.partials or interval <= 0 or not s.endpointer.in_speech or s.endpointer.paused
+                or s.endpointer.doubted):     # the speech may be ending: keep the engine for the final
             return
         if len(s.audio) - s.partial_at >= interval * ENGINE_BYTES_PER_S // 1000 and not self.decoder.busy:
             s.partial_at = len(s.audio)
@@ -323,6 +357,8 @@ class SessionManager:
             if s.state == "finalizing" and (job.kind == FINAL or not s.inflight):
                 self._drop(s)
                 self._error(s.device, ProtocolError("stt_failed", "the speech engine failed on this audio", s.start.session))
+            elif s.state == "open" and s.endpointer.paused and job.length >= s.need:
+                self._judge(s, None)              # no words to judge: the fixed rule
             return
         streaming = self.decoder.engine.streaming
         if not streaming and (s.best is None or job.length >= s.best[0]):
@@ -336,6 +372,11 @@ class SessionManager:
             elif not s.inflight and not s.final_submitted:
                 self._submit(s, FINAL)
             return
+        if s.endpointer.paused and job.length >= s.need:
+            # the words before this pause (a partial that ran until the speech stopped counts too)
+            self._judge(s, text)
+            if s.state != "open":
+                return
         if job.kind == PARTIAL and s.start.partials and text and text != s.last_partial:
             s.last_partial = text
             partial = SttPartial(session=s.start.session, text=text)

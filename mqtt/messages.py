@@ -142,6 +142,7 @@ class SttStart(Message):
     endpoint: str = "device"         # device: the device sends stt/end | vad: Hearth ends it at silence
     partials: bool = True
     language: str | None = None
+    turn: str = "auto"               # the device's hint for the end of turn: auto | eager | patient
 
     @property
     def audio_format(self) -> AudioFormat:
@@ -152,6 +153,8 @@ class SttStart(Message):
         self.audio_format.check(self.TYPE, self.session)
         if self.endpoint not in ("device", "vad"):
             raise ProtocolError("bad_message", f"{self.TYPE}: endpoint must be 'device' or 'vad'", self.session)
+        if self.turn not in ("auto", "eager", "patient"):
+            raise ProtocolError("bad_message", f"{self.TYPE}: turn must be 'auto', 'eager' or 'patient'", self.session)
 
 
 @dataclass(frozen=True)

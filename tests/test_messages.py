@@ -27,7 +27,7 @@ def sample(cls: type[Message]) -> Message:
         base = typing.get_origin(base) or base
         values[f.name] = SAMPLES.get(base, f.default)
     # fields whose valid values are narrower than their type
-    for name, good in {"endpoint": "vad", "rate": 22050, "width": 2, "channels": 1, "text": "Hello there."}.items():
+    for name, good in {"endpoint": "vad", "turn": "patient", "rate": 22050, "width": 2, "channels": 1, "text": "Hello there."}.items():
         if name in values:
             values[name] = good
     return cls(**values)

@@ -54,14 +54,16 @@ def test_transcribe_other_voice_and_format(device, speech):
 
 
 def test_vad_endpoint_ends_the_session_without_the_device(device, speech):
-    wav = speech(COMMAND, pad_ms=1500)                 # trailing silence, no stt/end from the device
+    wav = speech(COMMAND, pad_ms=2500)                 # trailing silence, no stt/end from the device
     heard = client.transcribe(device(), wav, endpoint="vad", realtime=True)
     assert heard.final.endpoint == "vad"
     assert word_error_rate(COMMAND, heard.final.text) <= 0.25, heard.final.text
     # the endpoint fired inside the trailing silence, before the file ran out: Hearth stopped
-    # taking audio about endpoint.silence_ms into it (the speed is measured in ./build.sh bench)
+    # taking audio once the words were known to be finished, or at the latest after
+    # endpoint.max_silence_ms (a slow decode keeps the pause open; the speed is measured in
+    # ./build.sh bench and tests/test_turn_end.py)
     file_s = len(wav.pcm) / wav.format.bytes_per_second
-    assert heard.final.audio_s < file_s - 0.9, (heard.final.audio_s, file_s)
+    assert heard.final.audio_s < file_s - 1.0, (heard.final.audio_s, file_s)
 
 
 def test_partials_arrive_while_speaking(device, speech):
@@ -84,11 +86,12 @@ def test_silence_only_gives_empty_transcript_with_vad(device, hearth):
 def test_vad_endpoint_in_room_noise(device, hearth, voice):
     """The VAD ends the utterance in a room's noise (not digital zeros), for voices of three families."""
     text = "turn on the kitchen lights"
-    clip = in_room([quiet(0.5), say(hearth, voice, text), quiet(2.0)], seed=7)
+    clip = in_room([quiet(0.5), say(hearth, voice, text), quiet(2.5)], seed=7)
     heard = client.transcribe(device(), to_wav(clip), endpoint="vad", realtime=True)
     assert heard.final.endpoint == "vad"
     assert word_error_rate(text, heard.final.text) <= 0.25, heard.final.text
-    assert heard.final.audio_s < len(clip) / RATE - 1.0        # ended inside the trailing noise
+    # ended inside the trailing noise (at the latest endpoint.max_silence_ms into it)
+    assert heard.final.audio_s < len(clip) / RATE - 1.0
 
 
 def test_speculative_decode_makes_the_final_free_after_trailing_silence(device, hearth):

@@ -30,7 +30,7 @@
   <div class="field">
     <label for="silence">End of speech after <output id="silence-out" for="silence">{{v['endpoint.silence_ms']}}</output> ms of silence</label>
     <input id="silence" name="endpoint.silence_ms" type="number" min="100" max="3000" step="50" value="{{v['endpoint.silence_ms']}}" inputmode="numeric">
-    <p class="hint">Shorter answers faster; longer lets people pause mid-sentence. 100–3000.</p>
+    <p class="hint">Used when Hearth cannot tell from the words whether the sentence is finished (a finished one ends sooner, an unfinished one like “set a timer for” waits longer). Shorter answers faster; longer lets people pause mid-sentence. 100–3000.</p>
     % err('endpoint.silence_ms')
   </div>
 
