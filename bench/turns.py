@@ -39,6 +39,8 @@ class Turn:
     text: str
     latency_s: float          # end of speech -> final transcript
     decode_ms: float = 0.0    # Hearth's engine time for the final decode (0: the speculation covered it)
+    processing_ms: float = 0.0  # Hearth's own count from the session's end to the final leaving
+    partials: int = 0         # partial transcripts Hearth sent while the person spoke
 
 
 def _audio(clip: Clip, mode: str) -> bytes:
@@ -60,8 +62,10 @@ class BenchError(RuntimeError):
     pass
 
 
-def _final(link, session: str, item) -> SttFinal | None:
-    if item.topic == topics.error(link.device):
+def _final(link, session: str, item, partials: list) -> SttFinal | None:
+    if item.topic == topics.stt_partial(link.device):
+        partials.append(item.at)
+    elif item.topic == topics.error(link.device):
         err = Error.from_payload(item.payload)
         if err.ref in (None, session):
             raise BenchError(f"Hearth answered {err.code}: {err.message}")
@@ -79,7 +83,7 @@ def hearth(link, clip: Clip, mode: str, timeout: float = 30.0) -> Turn:
         session=session, rate=16000, width=2, channels=1,
         endpoint="vad" if mode == "vad" else "device").to_payload())
     audio_topic = topics.stt_audio(link.device, session)
-    t0, spoke_until, final = time.monotonic(), None, None
+    t0, spoke_until, final, partials = time.monotonic(), None, None, []
     for i, frame, last_speech in _frames(_audio(clip, mode), clip.speech_end):
         time.sleep(max(0.0, t0 + (i + len(frame)) / 32000 - time.monotonic()))
         link.publish(audio_topic, frame, qos=0)
@@ -91,7 +95,7 @@ def hearth(link, clip: Clip, mode: str, timeout: float = 30.0) -> Turn:
                     item = link.inbox.get_nowait()
                 except queue.Empty:
                     break
-                final = _final(link, session, item)
+                final = _final(link, session, item, partials)
             if final is not None:
                 break
     if mode != "vad":
@@ -99,8 +103,8 @@ def hearth(link, clip: Clip, mode: str, timeout: float = 30.0) -> Turn:
     deadline = time.monotonic() + timeout
     while final is None:
         item = link.next(deadline)
-        final = _final(link, session, item)
-    return Turn(final.text, item.at - spoke_until, final.decode_ms)
+        final = _final(link, session, item, partials)
+    return Turn(final.text, item.at - spoke_until, final.decode_ms, final.processing_ms, len(partials))
 
 
 async def _peer(port: int, clip: Clip, mode: str) -> Turn:

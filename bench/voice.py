@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -61,7 +62,8 @@ def _round(rnd: int, clips: list, link, whisper_port: int, piper_port: int, load
             turn = (turns.hearth(link, clip, mode) if side == "hearth" else turns.peer(whisper_port, clip, mode))
             out[f"{side}_{mode}"].append({"clip": i, "voice": clip.voice, "ms": round(turn.latency_s * 1000, 1),
                                           "wer": round(word_error_rate(clip.text, turn.text), 3), "text": turn.text,
-                                          **({"decode_ms": turn.decode_ms} if side == "hearth" else {})})
+                                          **({"decode_ms": turn.decode_ms, "processing_ms": turn.processing_ms,
+                                             "partials": turn.partials} if side == "hearth" else {})})
         for kind in ("tts1", "tts3"):
             text = _reply(kind, rnd, i)
             for side in (("hearth", "peer") if hearth_first else ("peer", "hearth")):
@@ -109,6 +111,8 @@ def measure(rounds: int, clip_count: int | None = None) -> dict:
             turns.hearth_say(link, "Warming up.")
             turns.peer_say(piper_port, "Warming up.")
             for rnd in range(rounds):
+                print(f"bench: voice round {rnd + 1} of {rounds} ({len(clips)} clips, load {os.getloadavg()[0]:.1f})",
+                      file=sys.stderr, flush=True)
                 results.append(_round(rnd, clips, link, whisper_port, piper_port, load))
         server = psutil.Process(hearth.proc.pid)
         rss_mb = server.memory_info().rss / 2**20
