@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import pytest
+
 from appliance.config import TtsSettings
 from appliance.tts import voices
 
@@ -18,6 +20,8 @@ def test_session_options_share_the_cores():
     assert options.intra_op_num_threads == 2
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    with pytest.raises(voices.VoiceError, match="tts.threads must be 1 or more"):
+        voices.session_options(0)
 
 
 def test_loaded_voice_speaks_and_pins_no_thread():

@@ -5,8 +5,8 @@ Each voice is loaded once, on first use behind a lock (the default voice at star
 The onnxruntime session is Hearth's own, not `PiperVoice.load`'s default one, because Piper shares
 the cores with the STT engine in this process. By default onnxruntime's intra-op threads spin
 between operators and after each run, and when their count is left at 0 they are pinned to cores:
-on 2 cores, measured, a synthesis then costs ~1.7x the CPU time (spinning included) and the first
-sentence came ~1.8x later whenever anything else in the process or on the machine wanted a core.
+on 2 cores, measured with other work on the machine, a synthesis then cost 1.7x the CPU time
+(spinning included) and its first sentence came 1.7-2.1x later, most of all right after an STT decode.
 So the count is set (`tts.threads`: no pinning) and spinning is off (issue 13; docs/benchmarks.md).
 """
 
@@ -97,8 +97,10 @@ def session_options(threads: int):
     """onnxruntime options for a voice that shares the cores: `threads` set (0 would pin them to
     cores), no spinning while waiting for work."""
     import onnxruntime
+    if threads < 1:
+        raise VoiceError(f"tts.threads must be 1 or more, not {threads}")
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
