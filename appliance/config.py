@@ -63,6 +63,7 @@ class TtsSettings:
     voices_dir: str = ""             # more Piper voices (*.onnx + *.onnx.json)
     cache_entries: int = 200         # phrases kept in the on-disk cache (0: no cache)
     max_text_chars: int = 2000
+    threads: int = 2                 # CPU threads for one synthesis (onnxruntime intra-op, no spinning)
 
 
 @dataclass(frozen=True)

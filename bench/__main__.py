@@ -54,9 +54,12 @@ def assemble() -> None:
         f"Written by `./build.sh bench` on {datetime.date.today()} on a machine with "
         f"{psutil.cpu_count()} cores and {psutil.virtual_memory().total / 2**30:.0f} GiB "
         f"({platform.processor() or platform.machine()}), CPU only. Figures are medians unless named; "
-        "these machines are noisy, so every comparison runs both sides in the same run, taking turns. "
-        "`./build.sh bench voice` (or satellites, firmware, abuse) reruns one section; the image figures come "
-        "from the image tier (`./build.sh test-image`).",
+        "these machines are noisy, so every comparison runs both sides in the same run, taking turns, and a "
+        "section says the machine's load average during its run (other work on the machine). Each section "
+        "was written by its own latest run, with the method next to its tables; targets a run missed say "
+        "**missed**, and every run's figures are kept in `docs/benchmarks/` (JSON). "
+        "`./build.sh bench voice` (or satellites, firmware, abuse) reruns one section; the image section is "
+        "written by the image tier itself (`./build.sh test-image`) and folded in unchanged.",
         "",
     ]
     for short in [n.split(".")[1] for n in SECTIONS] + [i.removeprefix("benchmarks-").removesuffix(".md") for i in INCLUDED]:

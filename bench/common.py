@@ -116,7 +116,8 @@ def keep_history(docs: Path, section: str, figures: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{section}-{now:%Y%m%dT%H%M%SZ}.json"
     machine = {"cores": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-               "cpu": platform.processor() or platform.machine(), "python": platform.python_version()}
+               "cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+               "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}     # other work on the machine
     path.write_text(json.dumps({"section": section, "utc": now.isoformat(timespec="seconds"), "machine": machine,
                                 **figures}, indent=1) + "\n")
     return path

@@ -1,11 +1,19 @@
 """Piper voices: the bundled en_US-joe-medium plus any *.onnx (+ .onnx.json) in tts.voices_dir.
 
 Each voice is loaded once, on first use behind a lock (the default voice at start-up), and kept.
+
+The onnxruntime session is Hearth's own, not `PiperVoice.load`'s default one, because Piper shares
+the cores with the STT engine in this process. By default onnxruntime's intra-op threads spin
+between operators and after each run, and when their count is left at 0 they are pinned to cores:
+on 2 cores, measured with other work on the machine, a synthesis then cost 1.7x the CPU time
+(spinning included) and its first sentence came 1.7-2.1x later, most of all right after an STT decode.
+So the count is set (`tts.threads`: no pinning) and spinning is off (issue 13; docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +89,33 @@ class Voices:
         with self._lock:
             voice = self._loaded.get(info.name)
             if voice is None:
-                from piper import PiperVoice
-                voice = PiperVoice.load(info.model, info.config, use_cuda=self.use_cuda)
-                self._loaded[info.name] = voice
+                voice = self._loaded[info.name] = load(info, self.settings.threads, self.use_cuda)
             return voice
+
+
+def session_options(threads: int):
+    """onnxruntime options for a voice that shares the cores: `threads` set (0 would pin them to
+    cores), no spinning while waiting for work."""
+    import onnxruntime
+    if threads < 1:
+        raise VoiceError(f"tts.threads must be 1 or more, not {threads}")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def load(info: VoiceInfo, threads: int, use_cuda: bool = False):
+    """A PiperVoice on Hearth's own onnxruntime session (what `PiperVoice.load` does, with these options)."""
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")     # before onnxruntime's first import: nothing leaves the box
+    import onnxruntime
+    from piper import PiperConfig, PiperVoice
+    providers = ([("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if use_cuda
+                 else ["CPUExecutionProvider"])
+    try:
+        session = onnxruntime.InferenceSession(str(info.model), sess_options=session_options(threads), providers=providers)
+    except Exception as exc:     # onnxruntime raises its own Fail/InvalidGraph/... types
+        raise VoiceError(f"voice {info.name}: {info.model} is not a Piper model onnxruntime can load ({exc})") from None
+    return PiperVoice(session=session, config=PiperConfig.from_dict(json.loads(info.config.read_text())))
