@@ -5,6 +5,7 @@
 #   ./build.sh test-image   the slow tier: build the x86-64 image and boot it under QEMU
 #   ./build.sh bench    run the benchmarks, write docs/benchmarks.md
 #   ./build.sh image --target x86_64|jetson|container   build the appliance image
+#   ./build.sh image --target x86_64 --bundle [--key K --cert C]   ... and a signed update bundle
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -17,6 +18,8 @@ die() { printf 'Error: %s\n' "$*" >&2; exit 1; }
 RUN_DEBS=(mosquitto:mosquitto python3:python3 "python3 -m venv:python3-venv")
 TEST_DEBS=(mosquitto_sub:mosquitto-clients espeak-ng:espeak-ng sox:sox flac:flac chromium:chromium chromedriver:chromium-driver openssl:openssl curl:curl
            text2wave:festival /usr/share/festival/voices/english/kal_diphone:festvox-kallpc16k)
+# The image tier also makes and checks update bundles (RAUC needs squashfs-tools) and logs in over SSH.
+IMAGE_TEST_DEBS=(rauc:rauc mksquashfs:squashfs-tools ssh:openssh-client)
 
 need_debs() {
     local missing=() item cmd pkg
@@ -69,7 +72,7 @@ case $cmd in
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     test-image)
-        need_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}"
+        need_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}" "${IMAGE_TEST_DEBS[@]}"
         need_venv vosk,test
         exec "$VENV/bin/python" -m pytest -m image -o addopts='-ra --strict-markers' tests/image "$@"
         ;;
@@ -82,7 +85,7 @@ case $cmd in
         exec image/build-image.sh "$@"
         ;;
     help|-h|--help)
-        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$cmd' (try: ./build.sh help)"
