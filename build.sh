@@ -85,7 +85,7 @@ case $cmd in
         exec image/build-image.sh "$@"
         ;;
     help|-h|--help)
-        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$cmd' (try: ./build.sh help)"
