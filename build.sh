@@ -18,8 +18,6 @@ die() { printf 'Error: %s\n' "$*" >&2; exit 1; }
 RUN_DEBS=(mosquitto:mosquitto python3:python3 "python3 -m venv:python3-venv")
 TEST_DEBS=(mosquitto_sub:mosquitto-clients espeak-ng:espeak-ng sox:sox flac:flac chromium:chromium chromedriver:chromium-driver openssl:openssl curl:curl
            text2wave:festival /usr/share/festival/voices/english/kal_diphone:festvox-kallpc16k)
-# The image tier also makes and checks update bundles (RAUC needs squashfs-tools) and logs in over SSH.
-IMAGE_TEST_DEBS=(rauc:rauc mksquashfs:squashfs-tools ssh:openssh-client)
 
 need_debs() {
     local missing=() item cmd pkg
@@ -58,6 +56,9 @@ need_venv() {
     esac
     echo "$want" > "$stamp"
 }
+
+# The image tier also makes and checks update bundles (RAUC needs squashfs-tools) and logs in over SSH.
+IMAGE_TEST_DEBS=(rauc:rauc mksquashfs:squashfs-tools ssh:openssh-client)
 
 cmd=${1:-help}; shift || true
 case $cmd in
