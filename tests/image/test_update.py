@@ -161,8 +161,12 @@ def start(state: dict, name: str) -> Machine:
     while machine.boot_id() is None:
         assert time.monotonic() < deadline, "the box answers /health but not SSH"
         time.sleep(5)
-    machine.ssh(f"mkdir -p {STICK_MOUNT} && (mountpoint -q {STICK_MOUNT} || mount -o ro LABEL=HEARTHSTICK {STICK_MOUNT})")
     return machine
+
+
+def mount_stick(machine: Machine) -> None:
+    """Mount the stick (again after each reboot), as its owner would before `hearth update install`."""
+    machine.ssh(f"mkdir -p {STICK_MOUNT} && (mountpoint -q {STICK_MOUNT} || mount -o ro LABEL=HEARTHSTICK {STICK_MOUNT})")
 
 
 def rauc_status(machine: Machine) -> dict:
@@ -183,6 +187,7 @@ def boot_entries(machine: Machine) -> list[str]:
 def install(machine: Machine, bundle: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Install from the stick the way the box's owner does: `hearth update install` when this
     image has it (the update-service branch), else RAUC's own command."""
+    mount_stick(machine)
     has_cli = machine.ssh("/opt/hearth/venv/bin/hearth update --help", check=False).returncode == 0
     command = "/opt/hearth/venv/bin/hearth update install" if has_cli else "rauc install"
     record("install_path", command.split("/")[-1])
@@ -236,6 +241,7 @@ def test_bad_bundles_are_refused_and_no_slot_is_touched(box: dict):
 
 def test_power_cut_while_writing_boots_the_old_slot(box: dict):
     machine = box["machine"]
+    mount_stick(machine)
     ssh = subprocess.Popen(machine.ssh_args() + [f"rauc install {STICK_MOUNT}/v2.raucb"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, progress = time.monotonic() + 600, ""
