@@ -65,26 +65,36 @@ def write(figures_path: Path) -> None:
     HISTORY.mkdir(parents=True, exist_ok=True)
     (HISTORY / f"image-{run}.json").write_text(json.dumps({"section": "image", "utc": run, "machine": host,
                                                            "figures": figures}, indent=1, sort_keys=True) + "\n")
+    # A run of one module (or one that failed half way) measures only some figures: the others
+    # come from the newest earlier run that has them, marked with that run.
+    merged: dict = {}
+    for old in sorted(HISTORY.glob("image-*.json")):
+        doc = json.loads(old.read_text())
+        merged.update({k: (v, doc.get("utc", "?")) for k, v in doc.get("figures", {}).items()})
+    merged.update({k: (v, run) for k, v in figures.items()})
+    figures = {k: v for k, (v, _) in merged.items()}
+    from_run = {k: r for k, (_, r) in merged.items()}
     lines = [
         "## Appliance image: build, size, boot, update",
         "",
         f"Written by the image tier itself (`./build.sh test-image`, `tests/image/report.py`) from the figures",
         f"of its latest run, {run} (commit {host['commit']}), on {host['cores']} cores and {host['memory_gib']} GiB;",
-        "every run's figures are kept in `docs/benchmarks/image-<run>.json`. The boxes run under QEMU with",
+        "a figure that run did not measure comes from the newest earlier run that did (its run is named).",
+        "Every run's figures are kept in `docs/benchmarks/image-<run>.json`. The boxes run under QEMU with",
         "TCG (the CPU is emulated, no KVM): real hardware boots and installs several times faster.",
-        "Figures a run did not reach are absent.",
         "",
     ]
     for section in ("Build", "Size", "Boot", "Update", "Jetson"):
-        rows = [(what, _value(figures[key], unit)) for key, (sec, what, unit) in FIGURES.items()
-                if sec == section and key in figures]
+        rows = [(what, _value(figures[key], unit) + ("" if from_run[key] == run else f" (run {from_run[key]})"))
+                for key, (sec, what, unit) in FIGURES.items() if sec == section and key in figures]
         if rows:
-            lines += [f"### {section}", "", "| figure | this run |", "|---|---|"]
+            lines += [f"### {section}", "", "| figure | value |", "|---|---|"]
             lines += [f"| {what} | {value} |" for what, value in rows]
             lines.append("")
     others = {k: v for k, v in figures.items() if k not in FIGURES}
     if others:
         lines += ["### Other figures of this run", "", "| key | value |", "|---|---|"]
-        lines += [f"| `{k}` | {_value(v, '')} |" for k, v in sorted(others.items())]
+        lines += [f"| `{k}` | {_value(v, '')}{'' if from_run[k] == run else f' (run {from_run[k]})'} |"
+                  for k, v in sorted(others.items())]
         lines.append("")
     DOC.write_text("\n".join(lines))
