@@ -5,6 +5,7 @@
 #   ./build.sh test-image   the slow tier: build the x86-64 image and boot it under QEMU
 #   ./build.sh bench    run the benchmarks, write docs/benchmarks.md
 #   ./build.sh image --target x86_64|jetson|container   build the appliance image
+#   ./build.sh image --target x86_64 --bundle [--key K --cert C]   ... and a signed update bundle
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -57,6 +58,9 @@ need_venv() {
     echo "$want" > "$stamp"
 }
 
+# The image tier also makes and checks update bundles (RAUC needs squashfs-tools) and logs in over SSH.
+IMAGE_TEST_DEBS=(rauc:rauc mksquashfs:squashfs-tools ssh:openssh-client)
+
 cmd=${1:-help}; shift || true
 case $cmd in
     run)
@@ -70,7 +74,7 @@ case $cmd in
         exec "$VENV/bin/python" -m pytest "$@"
         ;;
     test-image)
-        need_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}"
+        need_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}" "${IMAGE_TEST_DEBS[@]}"
         need_venv vosk,test
         exec "$VENV/bin/python" -m pytest -m image -o addopts='-ra --strict-markers' tests/image "$@"
         ;;

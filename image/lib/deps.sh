@@ -13,7 +13,8 @@ image_host_debs() {
         systemd-nspawn:systemd-container
     )
     case $target in
-        x86_64|boot-test) want+=(qemu-system-x86_64:qemu-system-x86 /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf) ;;
+        x86_64|boot-test) want+=(qemu-system-x86_64:qemu-system-x86 /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf
+                                 rauc:rauc mksquashfs:squashfs-tools openssl:openssl) ;;
         jetson|container) want+=(qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support) ;;
     esac
     [ "$target" = container ] && want+=(podman:podman)
