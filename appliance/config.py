@@ -55,6 +55,8 @@ class SttSettings:
     threads: int = 2
     beam_size: int = 1
     partial_interval_ms: int = 1000  # partial transcripts while speaking (0: none)
+    partial_threads: int = 1         # faster-whisper on a CPU: partials on a second copy of the model with
+                                     # these threads, at a lower priority (0: partials share the final's engine)
 
 
 @dataclass(frozen=True)

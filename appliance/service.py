@@ -27,6 +27,7 @@ from appliance.sessions import SessionManager
 from appliance.storage import Disk
 from appliance.store import Store
 from appliance.stt.decoder import Decoder
+from appliance.stt.engines import partial_engine
 from appliance.stt.engines import load_engine
 from appliance.tts.cache import PhraseCache
 from appliance.tts.speaker import Speaker
@@ -123,7 +124,8 @@ class Service:
         s = self.settings
         t0 = time.perf_counter()
         self.engine = load_engine(s.stt)
-        self.decoder = Decoder(self.engine, s.limits.max_queue, s.limits.max_queue_per_client)
+        self.decoder = Decoder(self.engine, s.limits.max_queue, s.limits.max_queue_per_client,
+                               partial_engine=partial_engine(s.stt, self.engine))
         self.voices = Voices(s.tts, use_cuda=getattr(self.engine, "device", "cpu") == "cuda")
         self.phrase_cache = PhraseCache(s.data_dir / "tts-cache", s.tts.cache_entries)
         self.replies = Replies(self._publish)

@@ -234,7 +234,9 @@ class SessionManager:
             return
         speculative = self.settings.endpoint.speculative and not self.decoder.engine.streaming
         for event in events:
-            if event == "doubt" and speculative and not s.inflight and not self.decoder.busy:
+            # (a partial of this session may be running apart: appliance/stt/decoder.py)
+            if (event == "doubt" and speculative and not self.decoder.busy
+                    and all(n == s.partial_at for n in s.inflight)):
                 self._submit(s, SPECULATIVE)       # the speech may be ending: one chunk ahead of the pause
             elif event == "pause" and speculative:
                 self._speculate(s)
@@ -298,7 +300,7 @@ class SessionManager:
         if (not s.start.partials or interval <= 0 or not s.endpointer.in_speech or s.endpointer.paused
                 or s.endpointer.doubted):     # the speech may be ending: keep the engine for the final
             return
-        if len(s.audio) - s.partial_at >= interval * ENGINE_BYTES_PER_S // 1000 and not self.decoder.busy:
+        if len(s.audio) - s.partial_at >= interval * ENGINE_BYTES_PER_S // 1000 and not self.decoder.partial_busy:
             s.partial_at = len(s.audio)
             self._submit(s, PARTIAL)
 

@@ -83,6 +83,10 @@ class Dispatcher:
         return self.local.busy
 
     @property
+    def partial_busy(self) -> bool:
+        return self.local.partial_busy
+
+    @property
     def decodes(self) -> int:
         return self.local.decodes
 

@@ -5,11 +5,20 @@ within a lane, the lanes in turn, so a client with many utterances waiting delay
 Partials only run when no final waits, at most one per session, taking sessions in turn, so a
 chatty device cannot starve the others and many streaming satellites cannot delay the one device
 that finished speaking. A client may have `max_per_client` finals waiting, all together `max_queue`.
+
+A Whisper decode cannot be interrupted, and each one costs the whole 30 s encoder window, so a
+partial that starts shortly before the person stops would hold the engine while their final waits
+(measured: 0.7 s instead of 0.5 s after the end of speech at load 2, issue 13). With a partial
+engine (`stt.partial_threads` > 0, faster-whisper on a CPU) partials run on a second copy of the
+model in their own thread, at a lower CPU priority (nice +10, inherited by the engine's own threads,
+which are made as it loads): a final never waits for a partial, and while both run the final gets
+most of the cores. Streaming engines keep one worker: a stream's chunks must stay in order.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -45,8 +54,12 @@ class DecodeJob:
         return self.client or self.key[0]
 
 
+PARTIAL_NICE = 10                    # partials yield the cores to finals (CFS weight 110 against 1024)
+
+
 class Decoder:
-    def __init__(self, engine: SttEngine, max_queue: int = 64, max_per_client: int = 4):
+    def __init__(self, engine: SttEngine, max_queue: int = 64, max_per_client: int = 4,
+                 partial_engine: Callable[[], SttEngine] | None = None):
         self.engine = engine
         self.max_queue = max_queue
         self.max_per_client = max_per_client
@@ -56,8 +69,21 @@ class Decoder:
         self._stop = False
         self.busy = False
         self.decodes = 0
+        # partials apart: loaded on their own thread (at its lower priority); until then none run
+        self._apart = partial_engine is not None and not engine.streaming
+        self._partial_busy = self._apart
+        self.partial_engine: SttEngine | None = None
         self._thread = threading.Thread(target=self._run, name=f"decode-{engine.name}", daemon=True)
         self._thread.start()
+        if self._apart:
+            self._partial_thread = threading.Thread(target=self._run_partials, args=(partial_engine,),
+                                                    name=f"partials-{engine.name}", daemon=True)
+            self._partial_thread.start()
+
+    @property
+    def partial_busy(self) -> bool:
+        """Whether a partial now would wait (sessions only ask for one when it would not)."""
+        return self._partial_busy if self._apart else self.busy
 
     @property
     def depth(self) -> int:
@@ -90,7 +116,7 @@ class Decoder:
                     old = self._partials.pop(job.key)
                     job.audio = old.audio + job.audio
                 self._finals.push(job.lane, job)
-            self._cond.notify()
+            self._cond.notify_all()      # two workers may wait: finals and partials
 
     def forget(self, key: tuple[str, str]) -> None:
         with self._cond:
@@ -99,7 +125,7 @@ class Decoder:
 
     def _next(self) -> DecodeJob | None:
         with self._cond:
-            while not self._stop and not self._finals and not self._partials:
+            while not self._stop and not self._finals and (self._apart or not self._partials):
                 self._cond.wait()
             if self._stop:
                 return None
@@ -109,30 +135,73 @@ class Decoder:
             _key, job = self._partials.popitem(last=False)   # devices in turn
             return job
 
+    def _next_partial(self) -> DecodeJob | None:
+        with self._cond:
+            while not self._stop and not self._partials:
+                self._cond.wait()
+            if self._stop:
+                return None
+            self._partial_busy = True
+            _key, job = self._partials.popitem(last=False)   # devices in turn
+            return job
+
     def _run(self) -> None:
         while (job := self._next()) is not None:
-            t0 = time.perf_counter()
-            try:
-                if job.stream is not None:
-                    text = job.stream.accept(job.audio) if job.audio else ""
-                    if job.kind != PARTIAL:
-                        text = job.stream.finish()
-                else:
-                    text = self.engine.transcribe(job.audio, job.language)
-            except Exception:
-                log.exception("decode failed for %s", job.key)
-                text = None
-            ms = (time.perf_counter() - t0) * 1000
-            self.decodes += 1
+            text, ms = self._decode(self.engine, job)
             with self._cond:
                 self.busy = False
-            try:
-                job.done(job, text, ms)
-            except Exception:
-                log.exception("decode callback failed for %s", job.key)
+                self.decodes += 1
+            self._done(job, text, ms)
+
+    def _run_partials(self, load: Callable[[], SttEngine]) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PARTIAL_NICE)
+        except OSError as exc:          # a container that forbids it: partials still run apart
+            log.warning("partials run at normal priority: %s", exc)
+        try:
+            engine = load()             # the engine's threads are made now, at this thread's priority
+        except Exception:
+            log.exception("the partial engine could not be loaded; partials share the final decoder")
+            with self._cond:
+                self._apart = False
+                self._cond.notify_all()
+            return
+        self.partial_engine = engine
+        with self._cond:
+            self._partial_busy = False
+        while (job := self._next_partial()) is not None:
+            text, ms = self._decode(engine, job)
+            with self._cond:
+                self._partial_busy = False
+                self.decodes += 1
+            self._done(job, text, ms)
+
+    @staticmethod
+    def _decode(engine: SttEngine, job: DecodeJob) -> tuple[str | None, float]:
+        t0 = time.perf_counter()
+        try:
+            if job.stream is not None:
+                text = job.stream.accept(job.audio) if job.audio else ""
+                if job.kind != PARTIAL:
+                    text = job.stream.finish()
+            else:
+                text = engine.transcribe(job.audio, job.language)
+        except Exception:
+            log.exception("decode failed for %s", job.key)
+            text = None
+        return text, (time.perf_counter() - t0) * 1000
+
+    @staticmethod
+    def _done(job: DecodeJob, text: str | None, ms: float) -> None:
+        try:
+            job.done(job, text, ms)
+        except Exception:
+            log.exception("decode callback failed for %s", job.key)
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
+        if self._apart:
+            self._partial_thread.join(timeout=5)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import dataclasses
+from collections.abc import Callable
 from typing import Protocol
 
 from appliance.config import SttSettings
@@ -51,3 +53,13 @@ def load_engine(settings: SttSettings) -> SttEngine:
             return VoskEngine(settings)
         case other:
             raise SttError(f"unknown stt.engine '{other}' (use faster-whisper or vosk)")
+
+
+def partial_engine(settings: SttSettings, engine: SttEngine) -> Callable[[], SttEngine] | None:
+    """How to load the second engine that runs partials apart (appliance/stt/decoder.py), or None:
+    only faster-whisper on a CPU needs one (a GPU decodes a partial in a few ms; Vosk streams)."""
+    if settings.partial_threads <= 0 or settings.partial_interval_ms <= 0 or engine.streaming:
+        return None
+    if getattr(engine, "device", "cpu") != "cpu":
+        return None
+    return lambda: load_engine(dataclasses.replace(settings, threads=settings.partial_threads))

@@ -1,0 +1,77 @@
+"""Partials run apart from finals (appliance/stt/decoder.py, issue 13): a final submitted while a
+partial decode is running does not wait for it, and the partial engine's threads run at a lower
+CPU priority. Real tiny.en engines, real speech (espeak-ng)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import psutil
+import pytest
+
+from appliance.config import SttSettings
+from appliance.stt.decoder import FINAL, PARTIAL, PARTIAL_NICE, DecodeJob, Decoder
+from appliance.stt.engines import load_engine, partial_engine
+import numpy as np
+
+from voices import in_room, say
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return load_engine(SttSettings())
+
+
+@pytest.fixture(scope="module")
+def pcm():
+    speech = in_room([say(None, "espeak", "set a timer for ten minutes please")], seed=3)
+    return np.clip(speech, -32768, 32767).astype("<i2").tobytes()
+
+
+def _race(decoder: Decoder, pcm: bytes) -> list[str]:
+    """A partial, then 50 ms later a final of the same audio: the order their results come back."""
+    order: list[str] = []
+    done = threading.Event()
+
+    def finished(job, text, ms):
+        assert text and "timer" in text.lower(), text
+        order.append(job.kind)
+        if len(order) == 2:
+            done.set()
+
+    decoder.submit(DecodeJob(("d", "p"), PARTIAL, pcm, len(pcm), "en", finished))
+    time.sleep(0.05)
+    decoder.submit(DecodeJob(("d", "f"), FINAL, pcm, len(pcm), "en", finished))
+    assert done.wait(60), order
+    return order
+
+
+def test_a_final_does_not_wait_for_a_running_partial(engine, pcm):
+    apart = Decoder(engine, partial_engine=partial_engine(SttSettings(), engine))
+    shared = Decoder(engine)                     # control: one worker, the final waits its turn
+    try:
+        deadline = time.monotonic() + 60
+        while apart.partial_busy and time.monotonic() < deadline:   # the second copy loads on its thread
+            time.sleep(0.05)
+        assert not apart.partial_busy
+        assert _race(shared, pcm) == [PARTIAL, FINAL]
+        assert _race(apart, pcm) == [FINAL, PARTIAL]
+        # the partial engine's threads were made at the partial thread's priority
+        nice = []
+        for t in psutil.Process().threads():
+            try:
+                nice.append(os.getpriority(os.PRIO_PROCESS, t.id))
+            except OSError:
+                pass
+        assert PARTIAL_NICE in nice and 0 in nice
+    finally:
+        apart.stop()
+        shared.stop()
+
+
+def test_no_partial_engine_where_it_is_not_needed(engine):
+    assert partial_engine(SttSettings(partial_threads=0), engine) is None
+    assert partial_engine(SttSettings(partial_interval_ms=0), engine) is None
+    assert partial_engine(SttSettings(), engine) is not None
