@@ -26,7 +26,7 @@ FIGURES = {
     "boot_to_ready_second_s": ("Boot", "boot after a power cut with `mosquitto.db` zeroed (test_boot)", "s"),
     "boot_to_ready_v1_s": ("Boot", "first boot of the update test's box, power-on to `/health` ok", "s"),
     "say_over_forwarded_port_s": ("Boot", "`hearth client say` over the forwarded broker port, first request", "s"),
-    "install_path": ("Update", "command the update test installed with (runs before the web page's upload)", ""),
+    "install_path": ("Update", "command the update test installed v2 with, before it used the System page", ""),
     "install_v2_s": ("Update", "install time of v2 from the stick (verify, write slot B, kernel to the ESP)", "s"),
     "upload_v2_s": ("Update", "v2 uploaded on the System page until the box answers verified (202)", "s"),
     "install_v2_page_s": ("Update", "v2 through the System page: upload, verify, write slot B, kernel to the ESP", "s"),
