@@ -124,8 +124,18 @@ def _install(file: Path, settings: Settings) -> int:
         raise UpdateError(f"no such file: {file}", "not_found")
     staged, remove = _staged(file, settings)
     print(f"verifying {file.name} ({file.stat().st_size / 2**20:.1f} MiB) ...", flush=True)
-    result = _ask(settings, "update.install", {"file": str(staged), "source": "usb", "remove": remove})
-    print(result["last"]["message"])
+    try:
+        result = _ask(settings, "update.install", {"file": str(staged), "source": "usb", "remove": remove})
+    except control.ControlError as exc:
+        if staged == file:
+            raise
+        # the service saw its staged copy: name the file the person gave
+        raise control.ControlError(exc.code, str(exc).replace(staged.name, file.name)) from None
+    except UpdateError as exc:
+        if staged == file:
+            raise
+        raise UpdateError(str(exc).replace(staged.name, file.name), exc.code) from None
+    print(result["last"]["message"].replace(staged.name, file.name))
     return 0
 
 
