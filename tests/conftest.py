@@ -9,6 +9,7 @@ per session; tests/voices.py adds Festival and room noise.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import socket
@@ -31,6 +32,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def toml(sections: dict) -> str:
+    """A few sections of a `hearth.toml` (a whole one from Settings: appliance.config.to_toml)."""
+    out = []
+    for name, values in sections.items():
+        out.append(f"[{name}]")
+        out += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    return "\n".join(out) + "\n"
 
 
 def make_settings(data_dir: Path, **sections) -> config.Settings:

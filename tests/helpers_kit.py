@@ -19,7 +19,7 @@ from pathlib import Path
 
 from appliance.client import DeviceLink, Heard, transcribe
 from appliance.helpers.join import credentials_path
-from conftest import Hearth, make_settings
+from conftest import Hearth, make_settings, toml  # noqa: F401  (tests import toml from here)
 from mqtt import topics
 from mqtt.messages import SttFinal
 
@@ -28,14 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def box(tmp: Path, **helpers) -> Hearth:
     return Hearth(make_settings(tmp / "box", helpers=helpers)).start()
-
-
-def toml(sections: dict) -> str:
-    out = []
-    for name, values in sections.items():
-        out.append(f"[{name}]")
-        out += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-    return "\n".join(out) + "\n"
 
 
 def pair(h: Hearth, name: str, data: Path, model_name: str = "", model_dir: str = "") -> Path:

@@ -13,13 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from update_support import RaucBox, make_bundle, make_key
+from update_support import RaucBox, digest, make_bundle, make_key
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

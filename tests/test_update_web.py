@@ -6,7 +6,6 @@ the body."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import time
@@ -16,14 +15,10 @@ import pytest
 import requests
 
 from conftest import Hearth, make_settings
-from update_support import RaucBox, make_bundle, make_key
+from update_support import RaucBox, digest, make_bundle, make_key
 from web_support import admin_password, sign_in
 
 MB = 2 ** 20
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -22,19 +22,11 @@ from pathlib import Path
 
 import requests
 
-from conftest import free_port
+from conftest import free_port, toml
 from mqtt.client import Credentials
 
 HEARTH = str(Path(sys.executable).with_name("hearth"))
 RUNNING = "Hearth is running"
-
-
-def toml(sections: dict) -> str:
-    out = []
-    for name, values in sections.items():
-        out.append(f"[{name}]")
-        out += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
-    return "\n".join(out) + "\n"
 
 
 class HearthRun:
