@@ -54,6 +54,8 @@ class SttSettings:
     compute_type: str = "auto"       # auto: int8 on CPU, float16 on CUDA
     threads: int = 2
     beam_size: int = 1
+    window_s: int = 10               # faster-whisper: Whisper's encoder reads this many seconds, not 30, when the
+                                     # speech fits well inside (0: always 30 s)
     partial_interval_ms: int = 1000  # partial transcripts while speaking (0: none)
     partial_threads: int = 1         # faster-whisper on a CPU: partials on a second copy of the model with
                                      # these threads, at a lower priority (0: partials share the final's engine)

@@ -19,9 +19,13 @@ import numpy as np
 from voices import in_room, say
 
 
+# the full 30 s window: decodes long enough (~350 ms) that a 50 ms head start decides a shared race
+SLOW = SttSettings(window_s=0)
+
+
 @pytest.fixture(scope="module")
 def engine():
-    return load_engine(SttSettings())
+    return load_engine(SLOW)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +53,7 @@ def _race(decoder: Decoder, pcm: bytes) -> list[str]:
 
 
 def test_a_final_does_not_wait_for_a_running_partial(engine, pcm):
-    apart = Decoder(engine, partial_engine=partial_engine(SttSettings(), engine))
+    apart = Decoder(engine, partial_engine=partial_engine(SLOW, engine))
     shared = Decoder(engine)                     # control: one worker, the final waits its turn
     try:
         deadline = time.monotonic() + 60

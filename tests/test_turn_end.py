@@ -33,6 +33,7 @@ UNFINISHED = [
     "Send a message to", "Call my.", "Um.", "Add eggs to the-", "I want to, ",
     # what Whisper makes of a sentence cut off after a preposition or particle
     "Set a timer for it.", "Turn on that.", "Remind me too.", "Place some music in them.", "Remind me of that.",
+    "Set a tie with 4th.", "Set a timer for 4.", "Set a tie before.",
 ]
 UNKNOWN = ["", "   ", "set a timer for ten minutes", "what time is it"]     # no words / no terminal punctuation
 

@@ -40,6 +40,7 @@ from appliance.config import EndpointSettings
 DANGLING = frozenset("""
     a an the my your our their every each
     for to of with at from by into onto about than as via per toward towards until till between in
+    before during
     and or but nor because if although unless whether
     um uh er erm hmm what's
 """.split())
@@ -50,7 +51,10 @@ DANGLING_UNLESS_ASKED = frozenset("i what which who whom whose where how why".sp
 # never said: "Set a timer for" -> "Set a timer for it.", "Turn on the" -> "Turn on that.",
 # "Remind me to" -> "Remind me too." (tiny.en on Piper, espeak-ng and Festival fragments). Such a
 # word after a function word does not make the sentence complete ("go for it" waits the long silence).
-GUESSED_TAIL = frozenset("it that this them these those too".split())
+# A trailing "for" is also heard as a number: "Set a timer for" -> "Set a tie with 4th.", "... for 4."
+# (tiny.en on espeak-ng), so "four" after a function word waits too ("a table for four" waits the long
+# silence: the price of a word wrongly listed).
+GUESSED_TAIL = frozenset("it that this them these those too 4 4th four fourth".split())
 _PARTICLES = frozenset("on off up down out over back away around me us you".split())
 
 _TERMINAL = re.compile(r"[.?!]['\")\]]*$")
