@@ -138,9 +138,12 @@ def peer(port: int, clip: Clip, mode: str) -> Turn:
 
 
 def hearth_say(link, text: str) -> float:
-    """Seconds from `tts/say` to the first audio chunk on the device."""
+    """Seconds from `tts/say` to the first audio chunk on the device (never from the phrase cache)."""
     from appliance import client as hclient
-    return hclient.say(link, text).first_audio_s
+    spoken = hclient.say(link, text)
+    if spoken.end.cached:
+        raise BenchError(f"Hearth answered {text!r} from its phrase cache: the bench must ask new texts")
+    return spoken.first_audio_s
 
 
 async def _peer_say(port: int, text: str) -> float:

@@ -41,16 +41,24 @@ TARGETS = {"vad": 1.0, "device": 0.85, "oracle": 1.0, "tts1": 1.0, "tts3": 1.0, 
 IDLE_S = 10
 
 
-def _reply(kind: str, rnd: int, i: int) -> str:
-    """A new text every time (no phrase-cache hits on either side), the same for both sides."""
-    base = (ONE if kind == "tts1" else THREE)[i % 5]
-    return f"{NAMES[(rnd * 5 + i) % len(NAMES)]}, {base[0].lower()}{base[1:]}"
+def _reply(kind: str, k: int) -> str:
+    """A new text every time (no phrase-cache hits on either side), the same for both sides.
+    tts1/tts3 address the person first ("Anna, the kitchen lights are on now."); tts1_whole thanks
+    them after the sentence ("The kitchen lights are on now. Thank you, Anna."), so its first
+    sentence has no clause Hearth could send on its own: Piper's whole first sentence on both sides.
+    `k` counts replies of this kind in the run; (name, sentence) repeats only after 60 (12 and 5 are coprime)."""
+    name = NAMES[k % len(NAMES)]
+    if kind == "tts1_whole":
+        return f"{ONE[k % 5]} Thank you, {name}."
+    base = (ONE if kind == "tts1" else THREE)[k % 5]
+    return f"{name}, {base[0].lower()}{base[1:]}"
 
 
 def _round(rnd: int, clips: list, link, whisper_port: int, piper_port: int, load: list) -> dict:
     """Every clip in every mode on both sides, then both replies; the side that goes first alternates."""
     out = {key: [] for key in ("hearth_device", "peer_device", "hearth_oracle", "peer_oracle", "hearth_vad",
-                               "hearth_tts1", "peer_tts1", "hearth_tts3", "peer_tts3")}
+                               "hearth_tts1", "peer_tts1", "hearth_tts3", "peer_tts3",
+                               "hearth_tts1_whole", "peer_tts1_whole")}
     for i, clip in enumerate(clips):
         load.append(os.getloadavg()[0])
         hearth_first = (rnd + i) % 2 == 0
@@ -64,8 +72,8 @@ def _round(rnd: int, clips: list, link, whisper_port: int, piper_port: int, load
                                           "wer": round(word_error_rate(clip.text, turn.text), 3), "text": turn.text,
                                           **({"decode_ms": turn.decode_ms, "processing_ms": turn.processing_ms,
                                              "partials": turn.partials} if side == "hearth" else {})})
-        for kind in ("tts1", "tts3"):
-            text = _reply(kind, rnd, i)
+        for kind in ("tts1", "tts3", "tts1_whole"):
+            text = _reply(kind, rnd * len(clips) + i)
             for side in (("hearth", "peer") if hearth_first else ("peer", "hearth")):
                 first = turns.hearth_say(link, text) if side == "hearth" else turns.peer_say(piper_port, text)
                 out[f"{side}_{kind}"].append({"clip": i, "ms": round(first * 1000, 1)})
@@ -150,6 +158,9 @@ def verdicts(fig: dict) -> dict:
         "tts3": (ratio("hearth_tts3", "peer_tts3"), ratio("hearth_tts3", "peer_tts3") <= TARGETS["tts3"]),
         "memory": (fig["memory"]["hearth_rss_mb"], fig["memory"]["hearth_rss_mb"] <= TARGETS["rss_mb"]),
     }
+    if "hearth_tts1_whole" in s:          # no target: what the first clause gains, shown beside it
+        whole = ratio("hearth_tts1_whole", "peer_tts1_whole")
+        out["tts1_whole"] = (whole, whole <= TARGETS["tts1"])
     return {k: {"value": round(v, 3), "met": bool(ok)} for k, (v, ok) in out.items()}
 
 
@@ -211,12 +222,19 @@ def section(fig: dict, history: str) -> str:
         "of one sentence and then of three (a new text each time, the same on both sides: no phrase-cache "
         "hits), the side that goes first alternating; so Hearth has always just served STT in the same "
         "process. The clock runs from the request leaving (`tts/say` on MQTT; Wyoming `synthesize`) to the "
-        "first audio chunk arriving; the whole reply is read on both sides.",
+        "first audio chunk arriving; the whole reply is read on both sides. Both sides stream sentence by "
+        "sentence; Hearth also sends the first sentence's first clause on its own when at least three words "
+        "follow it in that sentence (appliance/tts/speaker.py `first_clause`). These replies begin with a "
+        "name and a comma (\"Anna, the kitchen lights are on now.\"), so Hearth's first audio is the name: "
+        "the last row shows the same sentences with no clause to split (\"The kitchen lights are on now. "
+        "Thank you, Anna.\"), Piper's whole first sentence on both sides.",
         "",
         "| request -> first audio chunk | Hearth | wyoming-piper | ratio | target |",
         "|---|---|---|---|---|",
         row("one sentence", "hearth_tts1", "peer_tts1", v["tts1"], "<= 1.0x"),
         row("three sentences", "hearth_tts3", "peer_tts3", v["tts3"], "<= 1.0x"),
+        *([f"| one sentence with no clause to split (for comparison) | {_cell(s['hearth_tts1_whole'])} | "
+           f"{_cell(s['peer_tts1_whole'])} | {v['tts1_whole']['value']:.2f}x | none |"] if "tts1_whole" in v else []),
         "",
         "**Memory and idle CPU** of the `hearth` process (`hearth run` as above) after it served every turn and "
         f"reply: resident memory {fig['memory']['hearth_rss_mb']} MB (target <= {TARGETS['rss_mb']} MB: "

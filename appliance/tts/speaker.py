@@ -10,7 +10,9 @@ Hermes sites), so one client asking for a lot of speech delays only its own repl
 
 from __future__ import annotations
 
+import itertools
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,28 @@ from mqtt.messages import ProtocolError, TtsEnd, TtsSay, TtsStart
 log = logging.getLogger(__name__)
 MAX_CHUNK_BYTES = 32768      # one MQTT message of audio: ~0.75 s at 22 kHz
 MAX_WAITING = 256            # replies waiting across all devices
+CLAUSE_REST_WORDS = 3        # the first sentence is split at its first clause only if this many words follow
+
+_CLAUSE = re.compile(r"[,;:](?=\s)")
+_SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
+
+
+def first_clause(text: str) -> tuple[str, str]:
+    """The reply split where a person hears the first pause: after the first sentence's first
+    clause ("Anna," + "the kitchen lights are on now. ..."), so Piper synthesises that much before
+    anything is sent, not the whole sentence. ("", text): no clause to split off (no comma, semicolon
+    or colon before the first full stop, or fewer than CLAUSE_REST_WORDS words after it in that sentence)."""
+    clause = _CLAUSE.search(text)
+    if clause is None:
+        return "", text
+    end = _SENTENCE_END.search(text)
+    if end is not None and end.start() < clause.start():
+        return "", text
+    rest = text[clause.end():].lstrip()
+    sentence_rest = rest[:_SENTENCE_END.search(rest).start()] if _SENTENCE_END.search(rest) else rest
+    if len(sentence_rest.split()) < CLAUSE_REST_WORDS or not text[:clause.start()].strip():
+        return "", text
+    return text[:clause.end()], rest
 
 
 class Speaker:
@@ -77,7 +101,12 @@ class Speaker:
         return Reply(self, name, text, cached, client)
 
     def _synthesize(self, name: str, text: str, client: str) -> Iterator[bytes]:
-        sentences = iter(self.voices.get(name).synthesize(text))
+        """Piper's sentences, the first one clause first (first_clause): a person hears the reply
+        start after its first clause is synthesised, and each later piece is ready long before the
+        one before it has been played (Piper runs at about 0.07x real time here)."""
+        voice = self.voices.get(name)
+        head, rest = first_clause(text)
+        sentences = itertools.chain(voice.synthesize(head) if head else (), voice.synthesize(rest))
         while True:
             with self._turns.turn(client):
                 chunk = next(sentences, None)
