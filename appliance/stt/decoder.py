@@ -6,9 +6,10 @@ Partials only run when no final waits, at most one per session, taking sessions 
 chatty device cannot starve the others and many streaming satellites cannot delay the one device
 that finished speaking. A client may have `max_per_client` finals waiting, all together `max_queue`.
 
-A Whisper decode cannot be interrupted, and each one costs the whole 30 s encoder window, so a
-partial that starts shortly before the person stops would hold the engine while their final waits
-(measured: 0.7 s instead of 0.5 s after the end of speech at load 2, issue 13). With a partial
+A Whisper decode cannot be interrupted, and each one costs a whole encoder window (30 s; 10 s for a
+command since `stt.window_s`, appliance/stt/whisper.py), so a partial that starts shortly before
+the person stops would hold the engine while their final waits (measured with the 30 s window:
+0.7 s instead of 0.5 s after the end of speech at load 2, issue 13). With a partial
 engine (`stt.partial_threads` > 0, faster-whisper on a CPU) partials run on a second copy of the
 model in their own thread, at a lower CPU priority (nice +10, inherited by the engine's own threads,
 which are made as it loads): a final never waits for a partial, and while both run the final gets
