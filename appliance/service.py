@@ -94,7 +94,7 @@ class Service:
         if self.repair:
             self.startup_notes.append(f"registry restored: {self.repair.describe()}")
         # what the rooms (ROOMS) add in their install(service): topics to subscribe, web routes, hooks
-        self.subscriptions: list[str] = list(topics.SUBSCRIPTIONS)
+        self.subscriptions: list[str | tuple[str, int]] = list(topics.SUBSCRIPTIONS)   # bare: read at QoS 0
         self.web_installers: list[Callable] = []      # fn(app: bottle.Bottle) -> None
         self.after_connect: list[Callable[[], None]] = []   # on every (re)connect to the broker
         self.after_start: list[Callable[[], None]] = []
@@ -153,9 +153,15 @@ class Service:
         offline = self.server_info(online=False).to_payload()
         # the broker names a login's connection after the login (use_username_as_clientid); where it
         # cannot (Hermes on), this id is random, so no other login can take it over
+        # Everything the service reads is read at QoS 0. Mosquitto keeps at most max_queued_messages
+        # (1,000) QoS 1 messages waiting for a subscriber and drops the rest: one device flooding its
+        # own control topics at QoS 1 made it drop messages bound for the service, other devices'
+        # stt/end and tts/say among them (tests/abuse/test_abuse_control_flood.py). The service's
+        # session is clean and on the same box, so QoS 1 bought nothing here: nothing is kept for it
+        # while it is away, and TCP already delivers what is sent on a live loopback connection.
         self.conn = Connection(creds, self.inbound, self.subscriptions, client_id=f"hearth-{secrets.token_hex(12)}",
                                will=(topics.server_info(), offline, 1, True),
-                               on_connected=self._announce)
+                               on_connected=self._announce, read_qos=0)
         self.conn.start()
         self._stoppers.insert(0, self._disconnect)
 

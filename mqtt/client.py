@@ -52,10 +52,12 @@ class Connection:
         client_id: str | None = None,
         will: tuple[str, bytes, int, bool] | None = None,
         on_connected: Callable[[], None] | None = None,
+        read_qos: int = 1,
     ):
         self.creds = creds
         self._handler = on_message
         self._subs = list(subscriptions)
+        self._read_qos = read_qos         # QoS of a subscription given as a bare topic
         self._on_connected = on_connected
         self.connected = threading.Event()
         self._refused: str | None = None
@@ -86,8 +88,8 @@ class Connection:
             log.warning("broker refused the connection: %s", reason_code)
             return
         self._refused = None
-        for entry in self._subs:      # a topic (QoS 1), or (topic, qos)
-            topic, qos = entry if isinstance(entry, tuple) else (entry, 1)
+        for entry in self._subs:      # a topic (at read_qos), or (topic, qos)
+            topic, qos = entry if isinstance(entry, tuple) else (entry, self._read_qos)
             client.subscribe(topic, qos=qos)
         self.connected.set()
         log.debug("connected to %s", self.creds.url())

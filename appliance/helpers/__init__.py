@@ -49,7 +49,9 @@ def install(service) -> Dispatcher:
 
     service.subscriptions += [t for t in wire.SUBSCRIPTIONS if t not in service.subscriptions]
     if service.settings.helpers.take_jobs and dispatcher.own_model:
-        service.subscriptions.append(wire.shared(group, wire.stt_jobs(wire.check_model(dispatcher.own_model))))
+        # QoS 1 (the service reads everything else at QoS 0): only the service publishes jobs, and a
+        # member of a shared group keeps its turn's job across a broker hiccup
+        service.subscriptions.append((wire.shared(group, wire.stt_jobs(wire.check_model(dispatcher.own_model))), 1))
     service.inbound.foreign[f"{wire.JOBS_ROOT}/"] = dispatcher.on_group_job
     service.after_connect.append(lambda: service._publish(wire.info(), wire.JobsInfo(group=group).to_payload(), 1, True))
 
