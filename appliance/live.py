@@ -58,11 +58,26 @@ CHECKS: dict[tuple[str, str], Callable] = {
     ("privacy", "retention_days"): lambda v, s: _range(1, 3650)(v),
     ("stt", "language"): lambda v, s: None if v in LANGUAGES else "pick a language from the list",
     ("stt", "partial_interval_ms"): lambda v, s: None if v == 0 or 250 <= v <= 5000 else "0 (off) or 250 to 5000",
+    ("stt", "model"): lambda v, s: _stt_model(v),
+    ("stt", "budget_ms"): lambda v, s: _range(50, 10000)(v),
     ("tts", "voice"): lambda v, s: None if v in s.voices.available else f"unknown voice (have: {', '.join(sorted(s.voices.available))})",
 }
 
 LANGUAGES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
              "nl": "Dutch", "pt": "Portuguese", "ko": "Korean"}
+
+
+def stt_models() -> list[str]:
+    """What stt.model may be set to from the page: auto, or an installed model."""
+    from appliance.stt.models import installed
+    return ["auto", *installed()]
+
+
+def _stt_model(value: str) -> str | None:
+    from pathlib import Path
+    if value in stt_models() or (value.startswith("/") and (Path(value) / "model.bin").is_file()):
+        return None
+    return f"pick one of {', '.join(stt_models())}, or a model directory holding a model.bin"
 
 
 def wake_models() -> list[str]:

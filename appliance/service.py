@@ -6,6 +6,7 @@ and the protocol edges are built here and handed to whatever needs them.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -27,7 +28,9 @@ from appliance.sessions import SessionManager
 from appliance.storage import Disk
 from appliance.store import Store
 from appliance.stt.decoder import Decoder
-from appliance.stt.engines import load_engine, partial_engine
+from appliance.stt import choice
+from appliance.stt.engines import load_engine, partial_engine, uses_cuda
+from appliance.stt.vocabulary import Vocabulary
 from appliance.tts.cache import PhraseCache
 from appliance.tts.speaker import Speaker
 from appliance.tts.voices import Voices
@@ -110,6 +113,8 @@ class Service:
         """Rewrite the broker's files and make it re-read them (SIGHUP), e.g. after a device change."""
         self.sync_broker_files()
         self.reload_broker()
+        if hasattr(self, "vocabulary"):
+            self.refresh_vocabulary()      # a device named or moved to a room: its name is a household word
 
     def _reload_by_pidfile(self) -> None:
         pid_file = self.settings.data_dir / "broker" / "mosquitto.pid"
@@ -122,10 +127,20 @@ class Service:
     def build_voice(self) -> None:
         s = self.settings
         t0 = time.perf_counter()
-        self.engine = load_engine(s.stt)
+        self.voices = Voices(s.tts, use_cuda=s.stt.engine == "faster-whisper" and uses_cuda(s.stt))
+        self.stt_choice = None
+        stt = s.stt
+        if stt.engine == "faster-whisper" and stt.model in choice.AUTO:
+            self.stt_choice = choice.current(stt, s.data_dir, self.timing_clip())
+            stt = dataclasses.replace(stt, model=self.stt_choice.model)
+            self.startup_notes.append(f"speech-to-text: {self.stt_choice.model}, {self.stt_choice.reason}")
+        self.engine = load_engine(stt)
         self.decoder = Decoder(self.engine, s.limits.max_queue, s.limits.max_queue_per_client,
-                               partial_engine=partial_engine(s.stt, self.engine))
-        self.voices = Voices(s.tts, use_cuda=getattr(self.engine, "device", "cpu") == "cuda")
+                               partial_engine=partial_engine(stt, self.engine))
+        if getattr(self.engine, "fallback", ""):
+            self.startup_notes.append(f"speech-to-text: {self.engine.fallback}")
+        self.vocabulary = Vocabulary(self.store)
+        self.refresh_vocabulary()
         self.phrase_cache = PhraseCache(s.data_dir / "tts-cache", s.tts.cache_entries)
         self.replies = Replies(self._publish)
         self.chores = Chores(self.replies.error)       # slow work off the network and audio threads
@@ -137,6 +152,17 @@ class Service:
         self._stoppers += [self.speaker.stop, self.sessions.stop, self.decoder.stop, self.chores.stop]
         log.info("engines loaded in %.1f s: stt %s (%s), tts %s", time.perf_counter() - t0,
                  self.engine.name, self.engine.model, s.tts.voice)
+
+    def timing_clip(self) -> bytes:
+        """The spoken command each model is timed on (appliance/stt/choice.py)."""
+        return choice.timing_clip(self.voices.get(None), self.voices.info(None).rate)
+
+    def refresh_vocabulary(self) -> None:
+        """Hand the household's words (the list, device and room names) to every engine that decodes."""
+        words = self.vocabulary.prompt_words(Registry(self.store).list())
+        for engine in (self.engine, getattr(self.decoder, "partial_engine", None)):
+            if engine is not None and hasattr(engine, "set_vocabulary"):
+                engine.set_vocabulary(words)
 
     def _publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         if self.conn is not None:

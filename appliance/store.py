@@ -28,6 +28,7 @@ Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 MIGRATION_MODULES: list[str] = [
     "appliance.store",
     "appliance.devices.registry",
+    "appliance.stt.vocabulary",
     "firmware_cache.registry",
 ]
 

@@ -50,6 +50,8 @@ def make_settings(data_dir: Path, **sections) -> config.Settings:
         "web": {"bind": "127.0.0.1", "port": free_port(), "threads": 4},
         "wyoming": {"enabled": False, "bind": "127.0.0.1", "port": free_port()},
         "discovery": {"enabled": False},
+        # the tests pin the fastest model; the box's own choice is tested in tests/test_stt_choice.py
+        "stt": {"model": "tiny.en"},
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)

@@ -42,7 +42,7 @@ def pair(h: Hearth, name: str, data: Path, model_name: str = "", model_dir: str 
     path.write_text(json.dumps({"box": h.web_url, "id": done.device.id, "host": "127.0.0.1",
                                 "port": h.settings.broker.port, "tls_port": 0, "username": done.device.id,
                                 "password": done.mqtt_password, "ca_cert": ""}))
-    stt = {"threads": 1}
+    stt = {"threads": 1, "model": "tiny.en"}
     if model_dir:
         stt["model"] = model_dir
     (data / "hearth.toml").write_text(toml({"stt": stt, "helper": {"model_name": model_name}}))

@@ -30,7 +30,7 @@ def joined(h, data, name: str, model_name: str = "", model_dir: str = "") -> Hel
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "Joined" in out and oct(credentials_path(data).stat().st_mode & 0o777) == "0o600"
-    (data / "hearth.toml").write_text(toml({"stt": {"threads": 1, **({"model": model_dir} if model_dir else {})},
+    (data / "hearth.toml").write_text(toml({"stt": {"threads": 1, "model": model_dir or "tiny.en"},
                                             "helper": {"model_name": model_name}}))
     return HelperProc(data)
 

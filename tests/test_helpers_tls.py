@@ -29,7 +29,7 @@ def test_join_and_run_over_tls(tls_box, tmp_path):
     h = tls_box
     data = tmp_path / "helper"
     data.mkdir()
-    (data / "hearth.toml").write_text(toml({"stt": {"threads": 1}}))
+    (data / "hearth.toml").write_text(toml({"stt": {"threads": 1, "model": "tiny.en"}}))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARTH_DATA": str(data)}
     proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "helper", "join", h.web_url, "--run"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

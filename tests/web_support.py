@@ -71,4 +71,6 @@ port = {web_port}
 enabled = false
 [discovery]
 enabled = false
+[stt]
+model = "tiny.en"
 """

@@ -50,7 +50,8 @@ def build_app(service) -> bottle.Bottle:
         conn = service.conn
         broker = bool(conn and conn.connected.is_set())
         disk, integrity = service.disk.state(), service.integrity.state()
-        reasons = [r for r in (None if broker else "not connected to the broker", disk["reason"],
+        stt_fallback = getattr(service.engine, "fallback", "")
+        reasons = [r for r in (None if broker else "not connected to the broker", disk["reason"], stt_fallback or None,
                                None if integrity["ok"] else f"registry database {integrity['file']} failed "
                                f"quick_check ({integrity['problem']}): restart Hearth to restore the newest snapshot")
                    if r]
@@ -58,7 +59,8 @@ def build_app(service) -> bottle.Bottle:
         return json.dumps({
             "ok": not reasons, "reasons": reasons,
             "broker": broker,
-            "stt": service.engine.name, "tts": service.voices.default,
+            "stt": service.engine.name, "stt_model": str(service.engine.model), "stt_fallback": stt_fallback,
+            "tts": service.voices.default,
             "uptime_s": round(time.time() - service.started, 1),
             "disk": {k: disk[k] for k in ("path", "free_bytes", "reserve_bytes", "full", "low")},
             "registry": {"ok": integrity["ok"], "repairs": len(integrity["repairs"])},

@@ -2,37 +2,74 @@
 word and its sensitivity, and how much silence ends an utterance.
 
     GET  /voice              the page
-    GET  /api/voice          current voice settings and the choices
-    POST /api/voice          change them: {"tts.voice": ..., "endpoint.silence_ms": ..., ...}
+    GET  /api/voice          current voice settings, the choices, the box's model choice and the word list
+    POST /api/voice          change them: {"tts.voice": ..., "stt.model": ..., "endpoint.silence_ms": ..., ...}
     POST /api/voice/speak    {"text": ..., "voice": ...} -> audio/wav (what the page's <audio> plays)
+    POST /api/voice/words    {"words": ["bilge pump", "Freya"] or one per line} -> the household's words
+    POST /api/voice/measure  time every installed model on this box again and choose (appliance/stt/choice.py)
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import bottle
 
 from appliance import live
+from appliance.stt import choice as stt_choice
+from appliance.stt.models import CATALOGUE
+from appliance.stt.vocabulary import VocabularyError
 from appliance.audio.pcm import wav_bytes
 from mqtt.messages import ProtocolError
 from web.pages import as_json, bad_request, body, form_reply, render
 
-FIELDS = ("stt.engine", "stt.language", "tts.voice", "wake.model", "wake.sensitivity", "endpoint.silence_ms")
+FIELDS = ("stt.engine", "stt.model", "stt.budget_ms", "stt.language", "tts.voice", "wake.model",
+          "wake.sensitivity", "endpoint.silence_ms")
+_measuring = threading.Lock()
+
 
 
 def current(service) -> dict:
     s = service.settings
+    kept = stt_choice.load(s.data_dir)
     return {
-        "stt.engine": s.stt.engine, "stt.model": str(service.engine.model), "stt.running": service.engine.name,
+        "stt.engine": s.stt.engine, "stt.model": s.stt.model or "auto", "stt.budget_ms": s.stt.budget_ms,
+        "stt.running": service.engine.name, "stt.running_model": str(service.engine.model),
+        "stt.fallback": getattr(service.engine, "fallback", ""),
+        "stt.choice": kept.to_dict() if kept else None, "stt.measuring": _measuring.locked(),
+        "stt.words": service.vocabulary.words(),
         "stt.language": s.stt.language, "tts.voice": s.tts.voice, "wake.model": s.wake.model,
         "wake.sensitivity": s.wake.sensitivity, "endpoint.silence_ms": s.endpoint.silence_ms,
     }
 
 
 def choices(service) -> dict:
-    return {"stt.engine": ["faster-whisper", "vosk"], "stt.language": live.LANGUAGES,
+    return {"stt.engine": ["faster-whisper", "vosk"], "stt.model": live.stt_models(), "stt.language": live.LANGUAGES,
             "tts.voice": sorted(service.voices.available), "wake.model": live.wake_models()}
+
+
+def set_words(service, raw) -> list[str]:
+    """The household's word list from the page: a list, or text with one word or phrase a line."""
+    if isinstance(raw, str):
+        raw = [line for line in raw.splitlines() if line.strip()]
+    words = service.vocabulary.replace(raw)
+    service.refresh_vocabulary()
+    return words
+
+
+def measure(service) -> bool:
+    """Time every installed model again, in the background; False when a measurement already runs."""
+    if not _measuring.acquire(blocking=False):
+        return False
+
+    def run():
+        try:
+            stt_choice.current(service.settings.stt, service.settings.data_dir, service.timing_clip(), remeasure=True)
+        finally:
+            _measuring.release()
+    threading.Thread(target=run, name="stt-measure", daemon=True).start()
+    return True
 
 
 def change(service, fields: dict) -> tuple[dict, dict]:
@@ -72,7 +109,8 @@ def speak(service, text: str, voice: str | None) -> bytes:
 def install(app: bottle.Bottle, service) -> None:
     def page(errors=None, values=None):
         return render("voice", title="Voice", v={**current(service), **(values or {})},
-                      choices=choices(service), errors=errors or {})
+                      choices=choices(service), errors=errors or {},
+                      accuracy={m.name: f"{m.held_out_wer:.2f}" for m in CATALOGUE.values()})
 
     @app.get("/voice")
     def voice_page():
@@ -90,6 +128,22 @@ def install(app: bottle.Bottle, service) -> None:
         if result.get("restart_needed"):
             notice = f"Saved. {', '.join(result['restart_needed'])} applies after a restart (System page)."
         return form_reply(page, "/voice", errors, notice, result, fields)
+
+    @app.post("/api/voice/words")
+    def post_words():
+        fields = body()
+        try:
+            words = set_words(service, fields.get("words", ""))
+        except VocabularyError as exc:
+            return form_reply(page, "/voice", {"stt.words": str(exc)}, values=fields)
+        return form_reply(page, "/voice", None, f"Saved {len(words)} household words.", {"words": words})
+
+    @app.post("/api/voice/measure")
+    def post_measure():
+        started = measure(service)
+        notice = ("Measuring each installed model on this box (a few seconds); the choice applies after a restart."
+                  if started else "A measurement is already running.")
+        return form_reply(page, "/voice", None, notice, {"measuring": True})
 
     @app.post("/api/voice/speak")
     def post_speak():

@@ -167,6 +167,8 @@ class Decoder:
                 self._apart = False
                 self._cond.notify_all()
             return
+        if hasattr(engine, "set_vocabulary"):
+            engine.vocabulary = getattr(self.engine, "vocabulary", "")   # the household's words, as the final's
         self.partial_engine = engine
         with self._cond:
             self._partial_busy = False

@@ -1,17 +1,26 @@
-"""Choose and load the STT engine: a pure function of config and what is installed."""
+"""Choose and load the STT engine: a pure function of config and what is installed.
+
+`stt.model` names a model of appliance/stt/models.py or a directory; `auto` is resolved before this
+(appliance/stt/choice.py). A catalogue model whose package is missing or damaged is not fatal: the
+engine falls back to tiny.en and says why in `fallback` (the Voice page and /health show it), so
+the box never starts without speech-to-text.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
 from appliance.config import SttSettings
+from appliance.stt.errors import SttError
+from appliance.stt.hardware import cuda_available
+from appliance.stt.models import CATALOGUE, TINY_EN
 
-
-class SttError(RuntimeError):
-    """The engine or its model cannot be used; the message says what to change."""
+__all__ = ["SttError", "SttEngine", "SttStream", "cuda_available", "load_engine", "partial_engine", "uses_cuda"]
+log = logging.getLogger(__name__)
 
 
 class SttStream(Protocol):
@@ -28,16 +37,6 @@ class SttEngine(Protocol):
     def open_stream(self) -> SttStream: ...
 
 
-def cuda_available() -> bool:
-    if importlib.util.find_spec("ctranslate2") is None:
-        return False
-    import ctranslate2
-    try:
-        return ctranslate2.get_cuda_device_count() > 0
-    except Exception:  # a broken CUDA runtime means CPU
-        return False
-
-
 def load_engine(settings: SttSettings) -> SttEngine:
     """Load the configured engine once; import only the chosen backend."""
     match settings.engine:
@@ -45,7 +44,15 @@ def load_engine(settings: SttSettings) -> SttEngine:
             if importlib.util.find_spec("faster_whisper") is None:
                 raise SttError("stt.engine is faster-whisper but the faster-whisper package is not installed")
             from appliance.stt.whisper import WhisperEngine
-            return WhisperEngine(settings)
+            try:
+                engine = WhisperEngine(settings)
+            except SttError as exc:
+                if settings.model not in CATALOGUE or settings.model == TINY_EN:
+                    raise
+                log.error("%s; speech-to-text falls back to %s", exc, TINY_EN)
+                engine = WhisperEngine(dataclasses.replace(settings, model=TINY_EN))
+                engine.fallback = f"{exc}; running {TINY_EN} instead"
+            return engine
         case "vosk":
             if importlib.util.find_spec("vosk") is None:
                 raise SttError("stt.engine is vosk but the vosk package is not installed (pip install '.[vosk]')")
@@ -55,6 +62,11 @@ def load_engine(settings: SttSettings) -> SttEngine:
             raise SttError(f"unknown stt.engine '{other}' (use faster-whisper or vosk)")
 
 
+def uses_cuda(settings: SttSettings) -> bool:
+    """Whether the engine will run on CUDA (decided before it loads: Piper follows it)."""
+    return settings.device == "cuda" or (settings.device == "auto" and cuda_available())
+
+
 def partial_engine(settings: SttSettings, engine: SttEngine) -> Callable[[], SttEngine] | None:
     """How to load the second engine that runs partials apart (appliance/stt/decoder.py), or None:
     only faster-whisper on a CPU needs one (a GPU decodes a partial in a few ms; Vosk streams)."""
@@ -62,4 +74,5 @@ def partial_engine(settings: SttSettings, engine: SttEngine) -> Callable[[], Stt
         return None
     if getattr(engine, "device", "cpu") != "cpu":
         return None
-    return lambda: load_engine(dataclasses.replace(settings, threads=settings.partial_threads))
+    model = getattr(engine, "source", settings.model)       # the same model, fallback included
+    return lambda: load_engine(dataclasses.replace(settings, model=model, threads=settings.partial_threads))

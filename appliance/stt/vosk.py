@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from appliance.config import SttSettings
-from appliance.stt.engines import SttError
+from appliance.stt.errors import SttError
 
 
 def bundled_model() -> Path:

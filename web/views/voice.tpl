@@ -26,7 +26,42 @@
       % err('stt.language')
     </div>
   </div>
-  <p class="hint model">Model: {{v['stt.model']}}</p>
+  <div class="row">
+    <div class="field">
+      <label for="stt-model">Model</label>
+      <select id="stt-model" name="stt.model">
+        % for m in choices['stt.model']:
+        <option value="{{m}}"{{!' selected' if m == v['stt.model'] else ''}}>{{'auto: the box chooses' if m == 'auto' else m}}</option>
+        % end
+        % if v['stt.model'] not in choices['stt.model']:
+        <option value="{{v['stt.model']}}" selected>{{v['stt.model']}}</option>
+        % end
+      </select>
+      <p class="hint model">Running now: {{v['stt.running_model']}} · changing it needs a restart</p>
+      % err('stt.model')
+    </div>
+    <div class="field">
+      <label for="stt-budget">Time budget (ms)</label>
+      <input id="stt-budget" name="stt.budget_ms" type="number" min="50" max="10000" step="10" value="{{v['stt.budget_ms']}}" inputmode="numeric">
+      <p class="hint">With “auto”, the most accurate model whose end of speech → transcript fits this on this box.</p>
+      % err('stt.budget_ms')
+    </div>
+  </div>
+  % if v['stt.fallback']:
+  <p class="err stt-fallback">{{v['stt.fallback']}}</p>
+  % end
+  % c = v['stt.choice']
+  % if c:
+  <div class="stt-choice">
+    <p class="hint">The box chose <strong>{{c['model']}}</strong>: {{c['reason']}}. Measured {{c['utc']}}:</p>
+    <table>
+      <tr><th>model</th><th>end of speech → transcript</th><th>words wrong (held-out voices)</th></tr>
+      % for m in c['measured']:
+      <tr><td>{{m['model']}}</td><td>{{'%.0f ms' % m['decode_ms'] if not m['error'] else m['error']}}</td><td>{{accuracy.get(m['model'], '')}}</td></tr>
+      % end
+    </table>
+  </div>
+  % end
   <div class="field">
     <label for="silence">End of speech after <output id="silence-out" for="silence">{{v['endpoint.silence_ms']}}</output> ms of silence</label>
     <input id="silence" name="endpoint.silence_ms" type="number" min="100" max="3000" step="50" value="{{v['endpoint.silence_ms']}}" inputmode="numeric">
@@ -64,6 +99,25 @@
     % err('tts.voice')
   </div>
   <button type="submit">Save voice settings</button>
+</form>
+
+<form method="post" action="/api/voice/measure" data-api class="card" id="measure">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <h2>Measure this box</h2>
+  <p class="hint">Times each installed model here again (a few seconds, while the box keeps serving) and chooses anew.</p>
+  <button type="submit">Measure this box</button>
+</form>
+
+<form method="post" action="/api/voice/words" data-api class="card" id="words">
+  <input type="hidden" name="csrf" value="{{csrf}}">
+  <h2>Household words</h2>
+  <div class="field">
+    <label for="words-text">Names and words Hearth should know, one a line</label>
+    <textarea id="words-text" name="words" rows="5" placeholder="bilge pump&#10;anchor light&#10;Freya">{{'\n'.join(v['stt.words'])}}</textarea>
+    <p class="hint">People, pets, rooms and things (“bilge pump”). Device and room names join by themselves. Up to 100, each up to 40 characters.</p>
+    % err('stt.words')
+  </div>
+  <button type="submit">Save words</button>
 </form>
 
 <form method="post" action="/api/voice/speak" id="speak" class="card">

@@ -1,0 +1,138 @@
+"""The box picks its speech-to-text model: each installed model is timed on this hardware, and the
+most accurate one whose end of speech -> final fits `stt.budget_ms` runs.
+
+Hearth's final decode starts as the speech ends (the speculative final, appliance/sessions.py),
+so end of speech -> final is about one decode of the command: that is what is timed, on a spoken
+command in room noise, a warm-up first and the median of `ROUNDS` after. Accuracy is the order
+measured on held-out voices (appliance/stt/models.py, bench/accuracy.py), not something a box can
+measure on itself without a person's words.
+
+The choice is kept in `<data>/stt-choice.json` and measured again when the installed models or the
+budget change, or when a person asks (`hearth stt measure`, the Voice page's "Measure this box").
+`stt.model` set to a model name or directory overrides it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.config import SttSettings
+from appliance.stt.errors import SttError
+from appliance.stt.models import CATALOGUE, TINY_EN, installed
+
+log = logging.getLogger(__name__)
+
+ROUNDS = 3
+CHOICE_FILE = "stt-choice.json"
+AUTO = ("", "auto")
+
+
+@dataclass
+class Measured:
+    model: str
+    decode_ms: float = 0.0             # median end of speech -> final estimate on this box
+    error: str = ""                    # why it could not be timed (a damaged package)
+
+
+@dataclass
+class Choice:
+    model: str
+    reason: str
+    budget_ms: int
+    measured: list[Measured] = field(default_factory=list)
+    utc: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Choice":
+        return cls(raw["model"], raw["reason"], int(raw["budget_ms"]),
+                   [Measured(**m) for m in raw.get("measured", [])], raw.get("utc", ""))
+
+
+TIMING_TEXT = "Turn on the kitchen lights and set a timer for ten minutes."
+
+
+def timing_clip(voice, rate: int) -> bytes:
+    """A spoken command (a loaded Piper voice at `rate` Hz) in seeded room noise, 16 kHz s16 mono:
+    what the box times each model on."""
+    import numpy as np
+
+    from appliance.audio.pcm import resample
+    speech = np.frombuffer(b"".join(c.audio_int16_bytes for c in voice.synthesize(TIMING_TEXT)), "<i2")
+    samples = resample(speech.astype(np.float32), rate, 16000)
+    walk = np.cumsum(np.random.default_rng(7).normal(0, 1, samples.size + 4800))
+    noise = walk - np.convolve(walk, np.ones(400) / 400, "same")
+    mixed = np.concatenate([samples, np.zeros(4800)]) + noise * (700 / noise.std())
+    return np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+
+
+def measure(settings: SttSettings, clip: bytes, models: list[str] | None = None) -> list[Measured]:
+    """Time each model on `clip` (16 kHz s16 mono), one at a time, each unloaded before the next."""
+    from appliance.stt.whisper import WhisperEngine
+    out = []
+    for name in models or installed():
+        try:
+            engine = WhisperEngine(dataclasses.replace(settings, model=name, partial_threads=0))
+        except SttError as exc:
+            out.append(Measured(name, error=str(exc)))
+            continue
+        engine.transcribe(clip)                      # warm-up: first-call allocations
+        times = []
+        for _ in range(ROUNDS):
+            t0 = time.perf_counter()
+            engine.transcribe(clip)
+            times.append((time.perf_counter() - t0) * 1000)
+        out.append(Measured(name, round(statistics.median(times), 1)))
+        del engine
+    return out
+
+
+def choose(measured: list[Measured], budget_ms: int) -> Choice:
+    """The most accurate model within the budget; none within it: the fastest that loads."""
+    usable = [m for m in measured if not m.error]
+    if not usable:
+        return Choice(TINY_EN, "no model could be timed; running tiny.en", budget_ms, measured)
+    rank = lambda m: CATALOGUE[m.model].accuracy_rank if m.model in CATALOGUE else len(CATALOGUE)
+    for m in sorted(usable, key=rank):
+        if m.decode_ms <= budget_ms:
+            return Choice(m.model, f"the most accurate model within {budget_ms} ms "
+                                   f"({m.decode_ms:.0f} ms end of speech -> final on this box)", budget_ms, measured)
+    fastest = min(usable, key=lambda m: m.decode_ms)
+    return Choice(fastest.model, f"no model fits {budget_ms} ms on this box; {fastest.model} is the fastest "
+                                 f"({fastest.decode_ms:.0f} ms)", budget_ms, measured)
+
+
+def load(data_dir: Path) -> Choice | None:
+    try:
+        return Choice.from_dict(json.loads((Path(data_dir) / CHOICE_FILE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save(data_dir: Path, choice: Choice) -> None:
+    from appliance.storage import atomic_write
+    choice.utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    atomic_write(Path(data_dir) / CHOICE_FILE, (json.dumps(choice.to_dict(), indent=1) + "\n").encode())
+
+
+def current(settings: SttSettings, data_dir: Path, clip: bytes, remeasure: bool = False) -> Choice:
+    """The kept choice while it still fits what is installed and the budget; else measure now."""
+    kept = load(data_dir)
+    have = installed()
+    if (kept and not remeasure and kept.budget_ms == settings.budget_ms
+            and sorted(m.model for m in kept.measured) == sorted(have)):
+        return kept
+    t0 = time.perf_counter()
+    choice = choose(measure(settings, clip, have), settings.budget_ms)
+    log.info("speech-to-text: measured %s in %.1f s; %s: %s", ", ".join(f"{m.model} {m.decode_ms:.0f} ms"
+             for m in choice.measured), time.perf_counter() - t0, choice.model, choice.reason)
+    save(data_dir, choice)
+    return choice
