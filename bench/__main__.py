@@ -18,13 +18,13 @@ import psutil
 
 from bench.common import ROOT
 
-SECTIONS = ["bench.voice", "bench.satellites", "bench.firmware", "bench.abuse", "bench.helpers"]
+SECTIONS = ["bench.voice", "bench.accuracy", "bench.satellites", "bench.firmware", "bench.abuse", "bench.helpers"]
 INCLUDED = ["benchmarks-image.md"]
 
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="./build.sh bench")
-    p.add_argument("only", nargs="*", help="run only these sections (voice, satellites, firmware, abuse); "
+    p.add_argument("only", nargs="*", help="run only these sections (voice, accuracy, satellites, firmware, abuse, helpers); "
                    "the others keep the figures of their last run")
     p.add_argument("--rounds", type=int, default=3, help="rounds of a section's interleaved sweep (where it has one)")
     args = p.parse_args()

@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import statistics
@@ -95,10 +96,33 @@ def speech_clip(text: str, out: Path, voice, lead_ms: int = 200, tail_ms: int = 
     return lead + speech + tail, (len(lead) + len(speech)) / 32000
 
 
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+         "sixteen seventeen eighteen nineteen").split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SPELLING = {"harbour": "harbor", "colour": "color", "okay": "ok"}
+
+
+def _number(digits: str) -> str:
+    n = int(digits)
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    return digits
+
+
+def normalised_words(text: str) -> list[str]:
+    """Lower case, no punctuation, numbers under 100 as words ("12" = "twelve", "6th" = "six"),
+    British and American spelling alike: what a listener would count as the same words."""
+    text = re.sub(r"(\d+)(st|nd|rd|th)\b", r"\1", text.lower().replace("%", " percent"))
+    text = re.sub(r"\d+", lambda m: f" {_number(m.group())} ", text)
+    text = text.replace("'s", " s").replace("'", "")
+    return [_SPELLING.get(w, w) for w in "".join(c if c.isalnum() or c.isspace() else " " for c in text).split()]
+
+
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over words, divided by the reference length (case and punctuation ignored)."""
-    norm = lambda s: "".join(c.lower() if c.isalnum() or c.isspace() else " " for c in s).split()
-    ref, hyp = norm(reference), norm(hypothesis)
+    """Levenshtein distance over words, divided by the reference length (normalised_words)."""
+    ref, hyp = normalised_words(reference), normalised_words(hypothesis)
     d = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         prev, d[0] = d[0], i

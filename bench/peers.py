@@ -39,12 +39,12 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise RuntimeError(f"{proc.args[2]} did not listen on {port}")
 
 
-def start_whisper(model_dir: Path, data_dir: Path, threads: int = 2) -> tuple[subprocess.Popen, int]:
+def start_whisper(model_dir: Path, data_dir: Path, threads: int = 2, beam: int = 1) -> tuple[subprocess.Popen, int]:
     py = ensure_venv()
     port = free_port()
     proc = subprocess.Popen([str(py), "-m", "wyoming_faster_whisper", "--uri", f"tcp://127.0.0.1:{port}",
                              "--model", str(model_dir), "--data-dir", str(data_dir), "--local-files-only",
-                             "--device", "cpu", "--compute-type", "int8", "--beam-size", "1",
+                             "--device", "cpu", "--compute-type", "int8", "--beam-size", str(beam),
                              "--cpu-threads", str(threads), "--language", "en"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port, proc)

