@@ -12,6 +12,7 @@ import pytest
 from appliance import client
 from appliance.config import SttSettings
 from appliance.stt import choice, models
+from conftest import word_error_rate
 from voices import in_room, quiet, say, to_wav
 from web_support import admin_password, sign_in, start_web_hearth
 
@@ -64,6 +65,9 @@ def _has(text: str, word: str) -> bool:
     return word.lower() in " ".join("".join(c.lower() if c.isalnum() else " " for c in text).split())
 
 
+PLAIN = "Close the curtains in the hall."
+
+
 def test_a_household_word_reaches_the_decode(tmp_path):
     """Before the words are on the list, tiny.en mishears at least one of these commands (the
     positive control that the list is needed); after a person saves them on the Voice page, every
@@ -71,20 +75,23 @@ def test_a_household_word_reaches_the_decode(tmp_path):
     hearth = start_web_hearth(tmp_path, stt={"model": "tiny.en"})
     try:
         http, _ = sign_in(hearth.web_url, admin_password(hearth))
-        cases = [("piper", "Remind Freya to feed Bramble.", "freya"),
-                 ("espeak", "Switch off the bilge pump.", "bilge pump"),
-                 ("piper", "Is the bilge pump still running?", "bilge pump")]
+        # not the accuracy bench's sentences (bench/accuracy.py): nothing is tuned on those
+        cases = [("piper", "Ask Freya to walk Bramble.", "freya"),
+                 ("espeak", "Check the bilge pump now.", "bilge pump"),
+                 ("piper", "The bilge pump is making a noise.", "bilge pump")]
         clips = [(_spoken(hearth, v, t, i), word) for i, (v, t, word) in enumerate(cases)]
-        plain = _spoken(hearth, "piper", "Open the blinds in the bedroom.", 9)
+        plain = _spoken(hearth, "piper", PLAIN, 9)
         with hearth.device("words-dev") as link:
             before = [client.transcribe(link, wav).final.text for wav, _ in clips]
+            plain_before = client.transcribe(link, plain).final.text
             assert not all(_has(t, w) for t, (_, w) in zip(before, clips)), before
             r = http.post(f"{hearth.web_url}/api/voice/words", json={"words": ["bilge pump", "Freya", "Bramble"]})
             assert r.status_code == 200 and r.json()["words"] == ["bilge pump", "Freya", "Bramble"], r.text
             after = [client.transcribe(link, wav).final.text for wav, _ in clips]
             assert all(_has(t, w) for t, (_, w) in zip(after, clips)), (before, after)
-            heard = client.transcribe(link, plain).final.text
-            assert _has(heard, "open the blinds in the bedroom"), heard
+            plain_after = client.transcribe(link, plain).final.text      # no worse for a command without them
+            assert (word_error_rate(PLAIN, plain_after) <= word_error_rate(PLAIN, plain_before)
+                    and _has(plain_after, "close the curtains")), (plain_before, plain_after)
         assert http.get(f"{hearth.web_url}/api/voice").json()["settings"]["stt.words"] == ["bilge pump", "Freya", "Bramble"]
     finally:
         hearth.stop()
