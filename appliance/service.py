@@ -29,7 +29,7 @@ from appliance.storage import Disk
 from appliance.store import Store
 from appliance.stt.decoder import Decoder
 from appliance.stt import choice
-from appliance.stt.engines import load_engine, partial_engine, uses_cuda
+from appliance.stt.engines import fallback_engine, load_engine, partial_engine, uses_cuda
 from appliance.stt.vocabulary import Vocabulary
 from appliance.tts.cache import PhraseCache
 from appliance.tts.speaker import Speaker
@@ -136,7 +136,9 @@ class Service:
             self.startup_notes.append(f"speech-to-text: {self.stt_choice.model}, {self.stt_choice.reason}")
         self.engine = load_engine(stt)
         self.decoder = Decoder(self.engine, s.limits.max_queue, s.limits.max_queue_per_client,
-                               partial_engine=partial_engine(stt, self.engine))
+                               partial_engine=partial_engine(stt, self.engine),
+                               fallback=fallback_engine(stt, self.engine))
+        self.local_decoder = self.decoder        # the box's own (the helpers' dispatcher may stand in front of it)
         if getattr(self.engine, "fallback", ""):
             self.startup_notes.append(f"speech-to-text: {self.engine.fallback}")
         self.vocabulary = Vocabulary(self.store)
@@ -160,7 +162,7 @@ class Service:
     def refresh_vocabulary(self) -> None:
         """Hand the household's words (the list, device and room names) to every engine that decodes."""
         words = self.vocabulary.prompt_words(Registry(self.store).list())
-        for engine in (self.engine, getattr(self.decoder, "partial_engine", None)):
+        for engine in (self.engine, self.local_decoder.partial_engine):
             if engine is not None and hasattr(engine, "set_vocabulary"):
                 engine.set_vocabulary(words)
 

@@ -113,3 +113,49 @@ def test_word_list_limits_are_clear(tmp_path):
         assert http.get(f"{hearth.web_url}/api/voice").json()["settings"]["stt.words"] == ["anchor light", "Niamh"]
     finally:
         hearth.stop()
+
+
+def _espeak_in_fan(word: str, gain: float) -> bytes:
+    """espeak-ng (en-us) saying `word` at `gain`, in the accuracy bench's fan noise (seeded)."""
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    from appliance.audio.pcm import read_wav
+    from bench.accuracy import noise
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", f"{tmp}/raw.wav", word], check=True)
+        subprocess.run(["sox", "-q", f"{tmp}/raw.wav", "-r", "16000", "-c", "1", "-b", "16", f"{tmp}/16k.wav"], check=True)
+        x = np.frombuffer(read_wav(f"{tmp}/16k.wav").pcm, "<i2").astype(float) * gain
+    x = np.concatenate([np.zeros(4000), x, np.zeros(8000)])
+    x = x + noise("fan", len(x), 3, 700.0)
+    return np.clip(x, -32768, 32767).astype("<i2").tobytes()
+
+
+def test_a_final_heard_as_nothing_is_decoded_by_the_other_model():
+    """tiny.en hears nothing in a quiet "Pause." in fan noise (checked here first: the positive
+    control that the case is real); the decoder's final then comes from base, and is counted. A
+    word tiny.en does hear never reaches base."""
+    import threading
+
+    from appliance.stt.decoder import FINAL, DecodeJob, Decoder
+    from appliance.stt.engines import fallback_engine, load_engine
+    settings = SttSettings(model="tiny.en", partial_threads=0)
+    engine = load_engine(settings)
+    quiet_word, plain_word = _espeak_in_fan("Pause.", 0.3), _espeak_in_fan("Stop.", 1.0)
+    assert engine.transcribe(quiet_word) == ""
+    decoder = Decoder(engine, fallback=fallback_engine(settings, engine))
+    try:
+        def final(pcm: bytes) -> str:
+            done, out = threading.Event(), []
+            decoder.submit(DecodeJob(("dev", "s"), FINAL, pcm, len(pcm), None,
+                                     lambda job, text, ms: (out.append(text), done.set())))
+            assert done.wait(120)
+            return out[0]
+        assert "stop" in final(plain_word).lower() and decoder.empty_fallbacks == 0
+        assert decoder.fallback_engine is None                                 # not even loaded
+        assert "pause" in final(quiet_word).lower()
+        assert decoder.empty_fallbacks == 1 and decoder.fallback_engine.model == "base"
+    finally:
+        decoder.stop()

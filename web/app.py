@@ -124,6 +124,7 @@ def _gauges(service) -> None:
     m.gauge("hearth_disk_low", lambda: service.disk.state()["low"])
     m.gauge("hearth_disk_full", lambda: service.disk.state()["full"])
     m.gauge("hearth_disk_refused_writes", lambda: service.disk.refused)
+    m.gauge("hearth_stt_empty_fallback_total", lambda: service.local_decoder.empty_fallbacks)
     if "hearth_devices_online" not in m.gauges:
         m.gauge("hearth_devices_online", lambda: _online(service))
 

@@ -55,13 +55,19 @@ class DecodeJob:
         return self.client or self.key[0]
 
 
+EMPTY_MIN_BYTES = 16000              # half a second of 16 kHz s16 audio: shorter may well be nothing
 PARTIAL_NICE = 10                    # partials yield the cores to finals (CFS weight 110 against 1024)
 
 
 class Decoder:
     def __init__(self, engine: SttEngine, max_queue: int = 64, max_per_client: int = 4,
-                 partial_engine: Callable[[], SttEngine] | None = None):
+                 partial_engine: Callable[[], SttEngine] | None = None,
+                 fallback: Callable[[], SttEngine] | None = None):
         self.engine = engine
+        # a final the engine heard as nothing is decoded again by the other model (loaded on first need)
+        self._load_fallback = fallback
+        self.fallback_engine: SttEngine | None = None
+        self.empty_fallbacks = 0
         self.max_queue = max_queue
         self.max_per_client = max_per_client
         self._finals: Lanes[DecodeJob] = Lanes()
@@ -149,10 +155,30 @@ class Decoder:
     def _run(self) -> None:
         while (job := self._next()) is not None:
             text, ms = self._decode(self.engine, job)
+            if text == "" and job.kind != PARTIAL and job.stream is None and len(job.audio) >= EMPTY_MIN_BYTES:
+                text, ms = self._heard_nothing(job, ms)
             with self._cond:
                 self.busy = False
                 self.decodes += 1
             self._done(job, text, ms)
+
+    def _heard_nothing(self, job: DecodeJob, ms: float) -> tuple[str, float]:
+        """The engine returned no words for half a second or more of audio: the other model tries
+        (tiny.en heard nothing in espeak-ng's quiet "Pause." in fan noise where base heard it)."""
+        if self._load_fallback is None:
+            return "", ms
+        if self.fallback_engine is None:
+            try:
+                self.fallback_engine = self._load_fallback()
+            except Exception:
+                log.exception("the fallback engine could not be loaded; empty finals stay empty")
+                self._load_fallback = None
+                return "", ms
+        text, more = self._decode(self.fallback_engine, job)
+        self.empty_fallbacks += 1
+        log.info("%s heard nothing in %.1f s of audio; %s heard %r", self.engine.model, len(job.audio) / 32000,
+                 self.fallback_engine.model, text)
+        return text or "", ms + more
 
     def _run_partials(self, load: Callable[[], SttEngine]) -> None:
         try:

@@ -19,7 +19,8 @@ from appliance.stt.errors import SttError
 from appliance.stt.hardware import cuda_available
 from appliance.stt.models import CATALOGUE, TINY_EN
 
-__all__ = ["SttError", "SttEngine", "SttStream", "cuda_available", "load_engine", "partial_engine", "uses_cuda"]
+__all__ = ["SttError", "SttEngine", "SttStream", "cuda_available", "fallback_engine", "load_engine", "partial_engine",
+           "uses_cuda"]
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +66,18 @@ def load_engine(settings: SttSettings) -> SttEngine:
 def uses_cuda(settings: SttSettings) -> bool:
     """Whether the engine will run on CUDA (decided before it loads: Piper follows it)."""
     return settings.device == "cuda" or (settings.device == "auto" and cuda_available())
+
+
+def fallback_engine(settings: SttSettings, engine: SttEngine) -> Callable[[], SttEngine] | None:
+    """How to load the other model a final falls back to when the engine hears nothing in speech:
+    base for tiny.en, tiny.en for anything else; None for a streaming engine or when not installed."""
+    from appliance.stt.models import BASE, installed
+    if engine.streaming or settings.engine != "faster-whisper":
+        return None
+    other = BASE if engine.model == TINY_EN else TINY_EN
+    if other not in installed():
+        return None
+    return lambda: load_engine(dataclasses.replace(settings, model=other, partial_threads=0))
 
 
 def partial_engine(settings: SttSettings, engine: SttEngine) -> Callable[[], SttEngine] | None:
