@@ -1,9 +1,10 @@
 """Overview: is the box healthy? Broker, engines, helpers, queue, CPU, memory, disk, temperature, errors,
 and the data partition: free space against the reserve, the registry's last check and snapshot,
-and any restore from a snapshot in the last 7 days.
+and any restore from a snapshot in the last 7 days, with the devices a repair lost until acknowledged.
 
-    GET /              the page
-    GET /api/overview  the same facts as JSON
+    GET  /                           the page
+    GET  /api/overview               the same facts as JSON
+    POST /api/overview/lost/acknowledge  a person has seen the lost devices (CSRF, as every POST)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import bottle
 import psutil
 
-from web.pages import as_json, render
+from web.pages import as_json, form_reply, render
 
 
 def facts(service) -> dict:
@@ -81,9 +82,14 @@ def _version() -> str:
 
 def install(app: bottle.Bottle, service) -> None:
     @app.get("/")
-    def page():
+    def page(errors=None, values=None):
         return render("overview", title="Overview", f=facts(service))
 
     @app.get("/api/overview")
     def api():
         return as_json(facts(service))
+
+    @app.post("/api/overview/lost/acknowledge")
+    def acknowledge_lost():
+        listed = service.integrity.lost.acknowledge()
+        return form_reply(page, "/", notice=f"Acknowledged {listed} lost device(s).", data={"acknowledged": listed})

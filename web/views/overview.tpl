@@ -6,6 +6,15 @@
 <div class="banner-error" role="alert">Registry restored from a snapshot on {{when(r['time'])}}: {{r['text']}}.
   Devices paired or settings changed after that snapshot must be done again. The damaged file is kept.</div>
 % end
+% lost = st['registry']['lost']
+% if lost['devices']:
+<div class="banner-error" role="alert" id="lost-devices">{{lost['text']}}. They were known to the broker
+  but missing after the repair ({{lost['reason']}}).
+  <form method="post" action="/api/overview/lost/acknowledge" data-api data-reload>
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <button type="submit" id="acknowledge-lost">I have seen this: stop reporting them</button>
+  </form></div>
+% end
 % if not st['registry']['ok']:
 <div class="banner-error" role="alert">The registry database {{st['registry']['file']}} failed SQLite's check
   ({{st['registry']['problem']}}). Restart Hearth (System page) to restore the newest good snapshot, or download a backup now.</div>
