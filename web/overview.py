@@ -28,7 +28,7 @@ def facts(service) -> dict:
                 "language": service.settings.stt.language},
         "tts": {"voice": service.voices.default, "voices": sorted(service.voices.available)},
         "wake": {"engine": service.settings.wake.engine, "model": service.settings.wake.model,
-                 "loaded": hasattr(service, "satellites")},
+                 "loaded": hasattr(service, "satellites"), **_wake_lag(service)},
         "queue": {"depth": service.decoder.depth, "sessions_open": len(service.sessions.sessions)},
         "devices": _devices(service),
         "helpers": _helpers(service),
@@ -64,6 +64,16 @@ def _devices(service) -> dict | None:
     rows = [_row(d) for d in registry.list()]
     return {"total": len(rows), "online": sum(1 for d in rows if d.get("online")),
             "pending": len(registry.pending())}
+
+
+def _wake_lag(service) -> dict:
+    """How far the wake word thread is behind the satellites' audio, now and its peak (10 s)."""
+    sats = getattr(service, "satellites", None)
+    if sats is None:
+        return {"lag_ms": None, "lag_peak_ms": None, "streams": 0}
+    worker = sats.worker
+    return {"lag_ms": round(worker.lag_s * 1000), "lag_peak_ms": round(worker.peak() * 1000),
+            "streams": len(worker.streams)}
 
 
 def _helpers(service) -> list[dict]:

@@ -57,6 +57,9 @@
     <dt>Language</dt><dd>{{f['stt']['language']}}</dd>
     <dt>Voice</dt><dd>{{f['tts']['voice']}} <span class="hint">({{len(f['tts']['voices'])}} installed)</span></dd>
     <dt>Wake word</dt><dd>{{f['wake']['model']}} <span class="hint">{{f['wake']['engine']}}{{', for streaming satellites' if f['wake']['loaded'] else ', not loaded'}}</span></dd>
+    % if f['wake']['lag_ms'] is not None:
+    <dt>Wake lag</dt><dd id="wake-lag" class="{{'bad' if f['wake']['lag_peak_ms'] > 500 else ''}}">{{f['wake']['lag_ms']}} ms <span class="hint">peak {{f['wake']['lag_peak_ms']}} ms in 10 s, {{f['wake']['streams']}} satellite stream(s); over 500 ms new streams get busy</span></dd>
+    % end
   </dl>
 </section>
 
