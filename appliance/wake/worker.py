@@ -14,7 +14,7 @@ the machine), it degrades in this order, and says so (`hearth_wake_lag_seconds`,
 - stale audio of streams with no speech (chunks the quiet gate would skip) is skipped at once;
 - a new stream is refused with `busy` while the thread is BUSY_LAG_S behind or one more speaking
   stream would not fit (the measured cost per stream and chunk);
-- when it is still SHED_LAG_S behind, the newest listening streams (opened in the last NEW_S) are
+- when it stays SHED_LAG_S behind for SHED_AFTER_S, the newest listening streams (opened in the last NEW_S) are
   ended with `busy`, as many as the measured capacity is short, oldest streams and any stream that
   just woke or has a session in progress kept.
 """
@@ -48,6 +48,7 @@ DETECT_BUDGET_S = 0.16       # detection works at most this long before the inbo
 STALE_S = 0.24               # audio waiting longer than this is stale: skipped where it holds no speech
 BUSY_LAG_S = 0.5             # this far behind: new streams are refused with busy
 SHED_LAG_S = 1.0             # this far behind: the newest listening streams are ended with busy
+SHED_AFTER_S = 2.0           # ... once it has been that far behind this long (not a burst, e.g. catch-ups)
 SHED_EVERY_S = 1.0           # ... at most this often (the backlog drains meanwhile)
 NEW_S = 30.0                 # a stream opened this recently is new
 TARGET_LOAD = 0.8            # the share of the wake thread's time speaking streams may take
@@ -77,6 +78,7 @@ class WakeWorker:
         self.lag_peak = (0.0, 0.0)     # (lag, when) over the last PEAK_S
         self.step_cost: float | None = None     # seconds of this thread per speaking stream and chunk (EWMA)
         self._shed_at = (0.0, 0.0)     # (when, lag then): the last time streams were ended for lag
+        self._behind_since: float | None = None   # since when the lag is over SHED_LAG_S
         self._warned: set[tuple[str, str]] = set()
         if catalog.default.engine == OWW:
             self._model(catalog.default.name)           # load the default model at start-up
@@ -92,6 +94,7 @@ class WakeWorker:
         metrics.gauge("hearth_wake_lag_seconds", lambda: round(self.lag_s, 3))
         metrics.gauge("hearth_wake_lag_peak_seconds", lambda: round(self.peak(), 3))
         metrics.gauge("hearth_wake_stale_skipped_steps", lambda: self.stale_skipped)
+        metrics.gauge("hearth_wake_step_seconds", lambda: round(self.step_cost or 0.0, 5))   # per speaking stream and chunk
 
     # any thread: enqueue only
     def put(self, op: str, device: str, arg=None) -> bool:
@@ -136,7 +139,7 @@ class WakeWorker:
                     log.exception("wake word detection failed")
                 self.busy_s += time.perf_counter() - t0
                 self._measure_lag()
-                if self.lag_s > SHED_LAG_S:
+                if self._behind_since is not None and time.monotonic() - self._behind_since >= SHED_AFTER_S:
                     self._shed()
             for decision in self.arbiter.due(time.monotonic()):
                 self._guard(self._decide, decision)
@@ -176,6 +179,7 @@ class WakeWorker:
             raise ProtocolError("too_many_streams", f"{len(self.streams)} streams are open; Hearth takes no more", msg.stream)
         if self.lag_s > BUSY_LAG_S or self.load(extra=1) > TARGET_LOAD:
             self.metrics.inc("hearth_wake_busy_total")
+            self._warned.add((device, msg.stream))     # its frames are dropped quietly: busy was the one error
             raise ProtocolError("busy", f"the wake word thread is {self.lag_s * 1000:.0f} ms behind, "
                                 f"{self.load():.0%} loaded: no new stream now; start it again in a few seconds", msg.stream)
         sensitivity = self.settings.wake.sensitivity if msg.sensitivity is None else msg.sensitivity
@@ -267,8 +271,8 @@ class WakeWorker:
             else:
                 s.oww = None                            # quiet: skip; catch up from history when loud again
                 self.skipped += 1
-        t0 = time.perf_counter()
         self._catch_up([s for s in oww if s.oww is None])
+        t0 = time.perf_counter()          # the cost of a stream's chunk, without the catch-up (a one-off)
         self.features.step([s.oww for s in oww], [chunks[s.key] for s in oww])
         self.steps += len(oww)
         by_model: dict[str, list[Stream]] = {}
@@ -384,6 +388,10 @@ class WakeWorker:
         now = time.monotonic()
         oldest = min((s.ready[0][1] for s in self.streams.values() if s.mode != SESSION and s.ready), default=now)
         self.lag_s = max(0.0, now - oldest)
+        if self.lag_s <= SHED_LAG_S:
+            self._behind_since = None
+        elif self._behind_since is None:
+            self._behind_since = now
         if self.lag_s >= self.lag_peak[0] or now - self.lag_peak[1] > PEAK_S:
             self.lag_peak = (self.lag_s, now)
 
@@ -400,22 +408,29 @@ class WakeWorker:
         return (self._speaking() + extra) * (self.step_cost or 0.0) / PASS_S
 
     def _shed(self) -> None:
-        """Still far behind: end the newest listening streams with busy, as many as capacity is short
-        (at most every SHED_EVERY_S, and only while the backlog is not draining)."""
+        """Still far behind: end the newest listening streams with busy, as many as the measured
+        capacity is short (at most every SHED_EVERY_S, and only while the backlog is not draining)."""
         now = time.monotonic()
         last, lag_then = self._shed_at
         if now - last < SHED_EVERY_S or (last and self.lag_s < 0.9 * lag_then):
             return
-        fits = int(TARGET_LOAD * PASS_S / self.step_cost) if self.step_cost else 0
-        short = max(1, self._speaking() - fits)
+        if not self.step_cost:
+            return
+        fits = int(PASS_S / self.step_cost)     # speaking streams this thread scores in real time, as measured
+        speaking = self._speaking()
+        if speaking <= fits:
+            return                  # they fit: the backlog (catch-ups, a stall) drains by itself
+        short = speaking - int(TARGET_LOAD * fits)      # room left over to drain the backlog
         new = sorted((s for s in self.streams.values() if s.mode == LISTENING and now - s.opened < NEW_S),
                      key=lambda s: s.opened, reverse=True)[:short]
         if not new:
             return
         self._shed_at = (now, self.lag_s)
-        log.warning("the wake word thread is %.1f s behind: ending %d new stream(s) with busy", self.lag_s, len(new))
+        log.warning("the wake word thread is %.1f s behind (%d speaking streams, %.1f ms each a chunk: %d fit): "
+                    "ending %d new stream(s) with busy", self.lag_s, speaking, self.step_cost * 1000, fits, len(new))
         for s in new:
             self._close(s.device, s.id)
+            self._warned.add(s.key)
             self.metrics.inc("hearth_wake_busy_total")
             self.replies.error(s.device, ProtocolError(
                 "busy", f"the wake word thread is {self.lag_s:.1f} s behind: this new stream is ended; start it "
