@@ -206,6 +206,9 @@ class ManagedBroker:
             [executable, "-c", str(self.config.conf)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=self.preexec,
+            # its own process group: a terminal's Ctrl-C reaches Hearth, which stops the broker itself,
+            # after the service said goodbye on it (PR_SET_PDEATHSIG still ends it if Hearth dies)
+            start_new_session=True,
             # Debian's mosquitto speaks sd_notify itself: our child must not claim to be the service
             env={k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")},
         )
