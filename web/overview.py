@@ -72,7 +72,7 @@ def _wake_lag(service) -> dict:
     if sats is None:
         return {"lag_ms": None, "lag_peak_ms": None, "streams": 0}
     worker = sats.worker
-    return {"lag_ms": round(worker.lag_s * 1000), "lag_peak_ms": round(worker.peak() * 1000),
+    return {"lag_ms": round(worker.overload.lag_s * 1000), "lag_peak_ms": round(worker.overload.peak() * 1000),
             "streams": len(worker.streams)}
 
 

@@ -12,11 +12,9 @@ the machine), it degrades in this order, and says so (`hearth_wake_lag_seconds`,
   frame of a stream whose session is open goes on to the session manager, stamped with the time it
   arrived (so the rate guard judges the wire, never this queue) and arbitration deadlines are kept;
 - stale audio of streams with no speech (chunks the quiet gate would skip) is skipped at once;
-- a new stream is refused with `busy` while the thread is BUSY_LAG_S behind or one more speaking
-  stream would not fit (the measured cost per stream and chunk);
-- when it stays SHED_LAG_S behind for SHED_AFTER_S, the newest listening streams (opened in the last NEW_S) are
-  ended with `busy`, as many as the measured capacity is short, oldest streams and any stream that
-  just woke or has a session in progress kept.
+- then new streams pay: they are refused with `busy`, and when the thread stays far behind the
+  newest listening streams are ended with `busy`, never the oldest, the just woken or a session
+  (appliance/wake/overload.py).
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ from appliance.sessions import SessionManager, WakeLead
 from appliance.wake.arbitration import Arbiter, Claim, Decision
 from appliance.wake.features import LAG_SAMPLES, OwwFeatures, OwwModel
 from appliance.wake.models import OWW, OWW_BASE_THRESHOLD, Catalog, MicroDetector, threshold
+from appliance.wake.overload import PASS_S, Overload
 from appliance.wake.stream import ARBITRATING, CATCH_UP_CHUNKS, LISTENING, SESSION, Stream
 from mqtt import wake as w
 from mqtt.messages import ProtocolError, SttStart
@@ -43,16 +42,8 @@ log = logging.getLogger(__name__)
 QUIET_AFTER_S = 1.0          # no new detection on a stream right after its session or a stand-down
 STT_PIECE = 32000            # audio handed to the session in pieces of 1 s
 PRE_ROLL_SAMPLES = 3200      # the session starts 200 ms before the scored audio ends: a word's onset is kept
-PASS_S = 0.08                # detection passes run once per 80 ms chunk, so each batches every stream
 DETECT_BUDGET_S = 0.16       # detection works at most this long before the inbox (sessions) is served again
 STALE_S = 0.24               # audio waiting longer than this is stale: skipped where it holds no speech
-BUSY_LAG_S = 0.5             # this far behind: new streams are refused with busy
-SHED_LAG_S = 1.0             # this far behind: the newest listening streams are ended with busy
-SHED_AFTER_S = 2.0           # ... once it has been that far behind this long (not a burst, e.g. catch-ups)
-SHED_EVERY_S = 1.0           # ... at most this often (the backlog drains meanwhile)
-NEW_S = 30.0                 # a stream opened this recently is new
-TARGET_LOAD = 0.8            # the share of the wake thread's time speaking streams may take
-PEAK_S = 10.0                # the lag's peak shown is over this long
 
 
 class WakeWorker:
@@ -74,11 +65,7 @@ class WakeWorker:
         self.steps = 0                 # stream-chunks run through openWakeWord
         self.skipped = 0               # stream-chunks the quiet gate skipped
         self.stale_skipped = 0         # ... of which skipped as stale audio while behind
-        self.lag_s = 0.0               # age of the oldest audio waiting for the detector
-        self.lag_peak = (0.0, 0.0)     # (lag, when) over the last PEAK_S
-        self.step_cost: float | None = None     # seconds of this thread per speaking stream and chunk (EWMA)
-        self._shed_at = (0.0, 0.0)     # (when, lag then): the last time streams were ended for lag
-        self._behind_since: float | None = None   # since when the lag is over SHED_LAG_S
+        self.overload = Overload(metrics)
         self._warned: set[tuple[str, str]] = set()
         if catalog.default.engine == OWW:
             self._model(catalog.default.name)           # load the default model at start-up
@@ -91,10 +78,7 @@ class WakeWorker:
         metrics.gauge("hearth_wake_inference_steps", lambda: self.steps)
         metrics.gauge("hearth_wake_skipped_steps", lambda: self.skipped)
         metrics.gauge("hearth_wake_backlog_chunks", self.backlog)
-        metrics.gauge("hearth_wake_lag_seconds", lambda: round(self.lag_s, 3))
-        metrics.gauge("hearth_wake_lag_peak_seconds", lambda: round(self.peak(), 3))
         metrics.gauge("hearth_wake_stale_skipped_steps", lambda: self.stale_skipped)
-        metrics.gauge("hearth_wake_step_seconds", lambda: round(self.step_cost or 0.0, 5))   # per speaking stream and chunk
 
     # any thread: enqueue only
     def put(self, op: str, device: str, arg=None) -> bool:
@@ -139,8 +123,7 @@ class WakeWorker:
                     log.exception("wake word detection failed")
                 self.busy_s += time.perf_counter() - t0
                 self._measure_lag()
-                if self._behind_since is not None and time.monotonic() - self._behind_since >= SHED_AFTER_S:
-                    self._shed()
+                self._shed()
             for decision in self.arbiter.due(time.monotonic()):
                 self._guard(self._decide, decision)
             if time.monotonic() - last_sweep > 1.0:
@@ -177,11 +160,10 @@ class WakeWorker:
             self._close(device, "")                     # a device restarting its stream
         if len(self.streams) >= self.settings.wake.max_streams:
             raise ProtocolError("too_many_streams", f"{len(self.streams)} streams are open; Hearth takes no more", msg.stream)
-        if self.lag_s > BUSY_LAG_S or self.load(extra=1) > TARGET_LOAD:
+        if refused := self.overload.refuse_new(list(self.streams.values())):
             self.metrics.inc("hearth_wake_busy_total")
             self._warned.add((device, msg.stream))     # its frames are dropped quietly: busy was the one error
-            raise ProtocolError("busy", f"the wake word thread is {self.lag_s * 1000:.0f} ms behind, "
-                                f"{self.load():.0%} loaded: no new stream now; start it again in a few seconds", msg.stream)
+            raise ProtocolError("busy", refused, msg.stream)
         sensitivity = self.settings.wake.sensitivity if msg.sensitivity is None else msg.sensitivity
         if ref.engine == OWW:
             self._model(ref.name)
@@ -280,9 +262,7 @@ class WakeWorker:
             by_model.setdefault(s.model.name, []).append(s)
         for name, group in by_model.items():
             scored += zip(group, self._model(name).score([s.oww for s in group]).tolist())
-        if oww:
-            cost = (time.perf_counter() - t0) / len(oww)
-            self.step_cost = cost if self.step_cost is None else 0.9 * self.step_cost + 0.1 * cost
+        self.overload.cost(time.perf_counter() - t0, len(oww))
         now = time.monotonic()
         for s in batch:
             s.history.append(chunks[s.key])
@@ -385,53 +365,19 @@ class WakeWorker:
 
     # overload
     def _measure_lag(self) -> None:
-        now = time.monotonic()
-        oldest = min((s.ready[0][1] for s in self.streams.values() if s.mode != SESSION and s.ready), default=now)
-        self.lag_s = max(0.0, now - oldest)
-        if self.lag_s <= SHED_LAG_S:
-            self._behind_since = None
-        elif self._behind_since is None:
-            self._behind_since = now
-        if self.lag_s >= self.lag_peak[0] or now - self.lag_peak[1] > PEAK_S:
-            self.lag_peak = (self.lag_s, now)
-
-    def peak(self) -> float:
-        """The highest lag in the last PEAK_S (the Overview's figure)."""
-        lag, when = self.lag_peak
-        return lag if time.monotonic() - when <= PEAK_S else self.lag_s
-
-    def _speaking(self) -> int:
-        return sum(1 for s in self.streams.values() if s.micro is not None or s.gate_open or s.mode == ARBITRATING)
-
-    def load(self, extra: int = 0) -> float:
-        """The share of this thread's time the speaking streams (and `extra` more) take, as measured."""
-        return (self._speaking() + extra) * (self.step_cost or 0.0) / PASS_S
+        self.overload.measure(min((s.ready[0][1] for s in self.streams.values() if s.mode != SESSION and s.ready),
+                                  default=time.monotonic()))
 
     def _shed(self) -> None:
-        """Still far behind: end the newest listening streams with busy, as many as the measured
-        capacity is short (at most every SHED_EVERY_S, and only while the backlog is not draining)."""
-        now = time.monotonic()
-        last, lag_then = self._shed_at
-        if now - last < SHED_EVERY_S or (last and self.lag_s < 0.9 * lag_then):
-            return
-        if not self.step_cost:
-            return
-        fits = int(PASS_S / self.step_cost)     # speaking streams this thread scores in real time, as measured
-        speaking = self._speaking()
-        if speaking <= fits:
-            return                  # they fit: the backlog (catch-ups, a stall) drains by itself
-        short = speaking - int(TARGET_LOAD * fits)      # room left over to drain the backlog
-        new = sorted((s for s in self.streams.values() if s.mode == LISTENING and now - s.opened < NEW_S),
-                     key=lambda s: s.opened, reverse=True)[:short]
+        """Still far behind: the newest listening streams are ended with busy (appliance/wake/overload.py)."""
+        new, why = self.overload.to_shed(list(self.streams.values()))
         if not new:
             return
-        self._shed_at = (now, self.lag_s)
-        log.warning("the wake word thread is %.1f s behind (%d speaking streams, %.1f ms each a chunk: %d fit): "
-                    "ending %d new stream(s) with busy", self.lag_s, speaking, self.step_cost * 1000, fits, len(new))
+        log.warning("%s", why)
         for s in new:
             self._close(s.device, s.id)
             self._warned.add(s.key)
             self.metrics.inc("hearth_wake_busy_total")
             self.replies.error(s.device, ProtocolError(
-                "busy", f"the wake word thread is {self.lag_s:.1f} s behind: this new stream is ended; start it "
-                "again in a few seconds", s.id))
+                "busy", f"the wake word thread is {self.overload.lag_s:.1f} s behind: this new stream is ended; "
+                "start it again in a few seconds", s.id))
