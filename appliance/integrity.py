@@ -126,19 +126,21 @@ class Integrity:
 
         Devices the broker's password file (or the damaged file's readable rows) still knows but the
         registry Hearth starts with lacks are recorded as lost (appliance/lost.py)."""
-        known = broker_devices(self.settings.data_dir / "broker")      # read before start rewrites them
+        known, broker_problem = broker_devices(self.settings.data_dir / "broker")   # read before start rewrites them
         problem = quick_check(self.db) if self.db.exists() else None
         self.last_check = time.time()
         if problem is None:
             here = count_devices(self.db) if self.db.exists() else 0
             newest = self.snapshots.list()[:1]
             holds = newest[0].devices if newest else 0
-            if here > 0 or (holds == 0 and not known):
+            if here > 0 or (holds == 0 and not known and not broker_problem):
                 return None                  # healthy, or a first start: nothing to restore, nothing known
             what = "missing" if not self.db.exists() else \
                 "zero-length" if self.db.stat().st_size == 0 else "empty"
             problem = f"{what}: no devices, while " + (f"snapshot {newest[0].path.name} holds {holds}" if holds else
                                                        f"the broker's password file lists {len(known)} device login(s)")
+        if broker_problem:                  # both named: the page, the log and /health say it
+            problem += f"; the broker's password file is damaged too: {broker_problem}"
         log.error("the registry database %s is damaged: %s", self.db, problem)
         snap = self.snapshots.newest_good()
         if snap is None and problem.startswith(("missing", "zero-length", "empty")):
@@ -150,8 +152,8 @@ class Integrity:
             repair = self._restore(snap, problem)
         moved = Path(repair.moved_to)
         lost = compare(known, moved if moved.exists() else None, self.db)
-        if lost:
-            self.lost.record(lost, repair.describe())
+        if lost or broker_problem:
+            self.lost.record(lost, repair.describe(), unchecked=broker_problem or "")
             self.metrics.error(repair.time, self.lost.state()["text"])
         return repair
 

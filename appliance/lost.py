@@ -37,14 +37,22 @@ class LostDevice:
         return f"{self.name} ({self.id})" if self.name else self.id
 
 
-def broker_devices(broker_dir: Path) -> dict[str, LostDevice]:
+def broker_devices(broker_dir: Path) -> tuple[dict[str, LostDevice], str | None]:
     """Device and helper logins in the broker's password file whose ACL block names a device type
-    (the service's and the command line's logins have none). Unreadable files: nothing known."""
+    (the service's and the command line's logins have none), and what is wrong with those files when
+    they cannot be read whole (None: readable, or not there yet: a first start)."""
+    passwd, acl_file = broker_dir / "passwd", broker_dir / "acl"
+    if not passwd.exists():
+        return {}, None
     try:
-        logins = {line.split(":", 1)[0] for line in (broker_dir / "passwd").read_text().splitlines() if ":" in line}
-        acl = (broker_dir / "acl").read_text().splitlines()
-    except (OSError, UnicodeDecodeError):
-        return {}
+        lines = passwd.read_text().splitlines()
+        acl = acl_file.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        return {}, f"{passwd} or {acl_file} cannot be read ({exc})"
+    bad = [n for n, line in enumerate(lines, 1) if line and (":" not in line or "$" not in line.split(":", 1)[1])]
+    if bad:
+        return {}, f"{passwd} is damaged (line {bad[0]} is not a login)"
+    logins = {line.split(":", 1)[0] for line in lines if line}
     found: dict[str, LostDevice] = {}
     user, name = "", ""
     for line in acl:
@@ -56,7 +64,7 @@ def broker_devices(broker_dir: Path) -> dict[str, LostDevice]:
             found[user] = LostDevice(user, name, line[len(TYPE_LINE):].split("/", 1)[0], "broker login")
         elif not line.strip():
             user, name = "", ""
-    return found
+    return found, None
 
 
 ACTIVE = "revoked_at is null and password_hash is not null"
@@ -105,15 +113,16 @@ class LostReport:
         except (OSError, ValueError):
             return {}
 
-    def record(self, devices: list[LostDevice], reason: str) -> None:
-        """Add to what is not yet acknowledged (two repairs in a row lose the union)."""
+    def record(self, devices: list[LostDevice], reason: str, unchecked: str = "") -> None:
+        """Add to what is not yet acknowledged (two repairs in a row lose the union). `unchecked`: why
+        nothing could be compared (the broker's files are damaged too): also reported until acknowledged."""
         old = {d["id"]: d for d in self.pending_rows()}
         rows = old | {d.id: asdict(d) for d in devices}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, json.dumps({"time": time.time(), "reason": reason, "devices": list(rows.values()),
-                                            "acknowledged": None}, indent=1), self.data_dir)
-        log.error("the repair lost %d device(s), %s: %s", len(devices), PAIR_AGAIN,
-                  ", ".join(d.label() for d in devices))
+                                            "unchecked": unchecked, "acknowledged": None}, indent=1), self.data_dir)
+        log.error("the repair lost %d device(s), %s: %s%s", len(devices), PAIR_AGAIN,
+                  ", ".join(d.label() for d in devices), f"; {unchecked}" if unchecked else "")
 
     def pending_rows(self) -> list[dict]:
         data = self._read()
@@ -131,17 +140,23 @@ class LostReport:
     def reason(self) -> str:
         return str(self._read().get("reason", ""))
 
+    def unchecked(self) -> str:
+        data = self._read()
+        return "" if data.get("acknowledged") else str(data.get("unchecked") or "")
+
     def acknowledge(self) -> int:
         """A person has seen the list (and paired again what they wanted). Returns how many were listed."""
         data = self._read()
         listed = len(self.pending_rows())
-        if listed:
+        if listed or self.unchecked():
             atomic_write(self.path, json.dumps(data | {"acknowledged": time.time()}, indent=1), self.data_dir)
             log.warning("lost devices acknowledged (%d)", listed)
         return listed
 
     def state(self) -> dict:
-        devices = self.pending()
-        return {"devices": [asdict(d) | {"label": d.label()} for d in devices], "reason": self.reason() if devices else "",
-                "text": (f"{len(devices)} device(s) {PAIR_AGAIN}: " + ", ".join(d.label() for d in devices))
-                if devices else ""}
+        devices, unchecked = self.pending(), self.unchecked()
+        text = "; ".join(t for t in (
+            devices and f"{len(devices)} device(s) {PAIR_AGAIN}: " + ", ".join(d.label() for d in devices),
+            unchecked and f"devices paired after the last snapshot cannot be named: {unchecked}") if t)
+        return {"devices": [asdict(d) | {"label": d.label()} for d in devices],
+                "reason": self.reason() if text else "", "unchecked": unchecked, "text": text}

@@ -94,14 +94,16 @@ def _wyoming(args, access: WyomingAccess, devices: Devices) -> None:
 
 def _lost(report: LostReport, acknowledge: bool, say_none: bool = False) -> None:
     state = report.state()
-    if say_none and not state["devices"] and not acknowledge:
+    if say_none and not state["text"] and not acknowledge:
         print("No device was lost in a registry repair.")
     elif acknowledge:
         print(f"Acknowledged {report.acknowledge()} lost device(s); /health no longer reports them.")
-    elif state["devices"]:
+    elif state["text"]:
         print(f"\nLost in a registry repair ({state['reason']}):")
         for d in state["devices"]:
             print(f"  {d['label']} ({d['device_type'] or 'device'}): {PAIR_AGAIN}")
+        if state["unchecked"]:
+            print(f"  and perhaps more: {state['unchecked']}")
         print("When done: hearth devices lost --acknowledge")
 
 

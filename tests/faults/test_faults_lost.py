@@ -170,3 +170,48 @@ def test_every_acknowledged_change_is_in_a_snapshot_within_2_s(tmp_path):
         assert newest()["signature"] == quiet
     finally:
         assert run.stop() == 0, run.output()
+
+
+def test_a_damaged_password_file_beside_a_damaged_registry_is_named_too(tmp_path, words):
+    """The broker's password file damaged as well: with a snapshot, the devices come back but Hearth
+    cannot tell what the snapshot lacks, and says so (not ok) until acknowledged; without a snapshot,
+    recovery mode names both files."""
+    home = HearthRun(tmp_path / "home").start()
+    try:
+        http = sign_in(home.base, home.admin_password)
+        creds = pair(home, http, "Kitchen")
+    finally:
+        assert home.stop() == 0, home.output()
+    runs = {}
+    for case in ("snapshot", "no-snapshot"):
+        data = tmp_path / case
+        shutil.copytree(home.data, data, ignore=shutil.ignore_patterns("hearth.toml"))
+        garbage_header(data / "hearth.db")
+        (data / "broker" / "passwd").write_bytes(b"\x00\x17garbage without a login\n" * 20)
+        if case == "no-snapshot":
+            shutil.rmtree(data / "snapshots")
+        run = HearthRun(data)
+        run.admin_password = home.admin_password
+        runs[case] = run.launch()
+    try:
+        for run in runs.values():
+            run.wait_running(timeout=120)
+        restored, recovery = runs["snapshot"], runs["no-snapshot"]
+        passwd = str(restored.data / "broker" / "passwd")
+
+        with DeviceLink(dataclasses.replace(creds, port=restored.broker_port)) as link:   # it came back
+            assert "kitchen" in transcribe(link, words, timeout=30).final.text.lower()
+        health = restored.health()
+        assert health["ok"] is False and any(passwd in r and "cannot be named" in r for r in health["reasons"]), health
+        done = subprocess.run([HEARTH, "devices", "lost", "--acknowledge"], env=restored.env, capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert restored.health()["ok"] is True
+
+        health = recovery.health()
+        reason = " ".join(health["reasons"])
+        assert health["mode"] == "recovery" and str(recovery.data / "hearth.db") in reason, health
+        assert str(recovery.data / "broker" / "passwd") in reason, health
+    finally:
+        for run in runs.values():
+            assert run.stop() == 0, run.output()

@@ -7,9 +7,9 @@
   Devices paired or settings changed after that snapshot must be done again. The damaged file is kept.</div>
 % end
 % lost = st['registry']['lost']
-% if lost['devices']:
-<div class="banner-error" role="alert" id="lost-devices">{{lost['text']}}. They were known to the broker
-  but missing after the repair ({{lost['reason']}}).
+% if lost['text']:
+<div class="banner-error" role="alert" id="lost-devices">{{lost['text']}}. The broker still knew them after
+  the registry was repaired ({{lost['reason']}}).
   <form method="post" action="/api/overview/lost/acknowledge" data-api data-reload>
     <input type="hidden" name="csrf" value="{{csrf}}">
     <button type="submit" id="acknowledge-lost">I have seen this: stop reporting them</button>
