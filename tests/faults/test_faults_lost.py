@@ -215,3 +215,22 @@ def test_a_damaged_password_file_beside_a_damaged_registry_is_named_too(tmp_path
     finally:
         for run in runs.values():
             assert run.stop() == 0, run.output()
+
+
+def test_restart_from_the_page_takes_a_snapshot_first(tmp_path):
+    """snapshot_after_s = 60, so only the stop's own snapshot can hold a pairing made just before."""
+    run = HearthRun(tmp_path / "var", storage={"snapshot_after_s": 60}).start()
+    try:
+        http = sign_in(run.base, run.admin_password)
+        before = sorted((run.data / "snapshots").glob("[0-9]*"))
+        assert before and json.loads((before[-1] / "snapshot.json").read_text())["devices"] == 0   # the control
+        pair(run, http, "Kitchen")
+        assert http.post(f"{run.base}/api/system/restart", json={}, timeout=10).status_code == 200
+        run.wait_running(times=2, timeout=120)
+        assert json.loads(sorted((run.data / "snapshots").glob("[0-9]*"))[-1].joinpath("snapshot.json")
+                          .read_text())["devices"] == 1
+        out = run.output()          # taken by the stopping process, before the new one loaded its engines
+        second_start = out.index("engines loaded", out.index("engines loaded") + 1)
+        assert "(1 devices)" in out[:second_start] and "(1 devices)" not in out[second_start:], out
+    finally:
+        assert run.stop() == 0, run.output()
