@@ -29,8 +29,13 @@ def run(args, settings: Settings) -> int:
     supervisor = BrokerSupervisor(broker_config(settings), settings.broker.mosquitto,
                                   preexec=_die_with_parent, sink=stdout_sink)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_signal(*_) -> None:
+        stop.set()
+        supervisor.stopping()       # the unit's stop signals the broker too: never restart it now
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, lambda *_: supervisor.reload())
     supervisor.start()
     try:

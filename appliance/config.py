@@ -167,7 +167,7 @@ class PrivacySettings:
 class StorageSettings:
     reserve_mb: int = 256            # below this much free space: no new stored utterances or firmware fetches
     snapshot_keep_days: int = 7      # registry + settings snapshots (<data>/snapshots) kept this long
-    snapshot_after_s: int = 60       # a snapshot this long after the registry or config changed (0: start and daily only)
+    snapshot_after_s: int = 2        # a snapshot this long after the registry or config changed, and at a clean stop (0: start and daily only)
     check_interval_h: int = 24       # SQLite quick_check and a snapshot this often (0: only at start)
 
 

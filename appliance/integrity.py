@@ -8,8 +8,10 @@ snapshot that passes quick_check takes its place; that is logged, counted on /me
 raised and `hearth run` starts the recovery page (appliance/recovery.py) instead.
 
 While Hearth runs, a snapshot is taken at start (when the registry or the config changed since
-the newest one), `[storage] snapshot_after_s` after a change, and with a quick_check every
-`[storage] check_interval_h` (apscheduler, as the firmware check).
+the newest one), `[storage] snapshot_after_s` (2 s) after a committed change or a config save, at
+a clean stop, and with a quick_check every `[storage] check_interval_h` (apscheduler, as the
+firmware check). A repair that could not bring every device back records them as lost
+(appliance/lost.py): /health is not ok until a person acknowledges the list.
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from appliance.config import Settings, config_path
+from appliance.lost import LostReport, broker_devices, compare
 from appliance.snapshots import Snapshot, Snapshots, count_devices, quick_check
 from appliance.storage import atomic_write, fsync_dir, fsync_file, translate
 
 log = logging.getLogger(__name__)
 GENERATION_KEY = "devices.generation"
 RECENT_S = 7 * 86400          # repairs shown on the Overview this long
+SOON = "snapshot-after-change"
+RETRY_S = 30                  # a failed snapshot (a full disk) is tried again this often
 
 
 class Unrepairable(RuntimeError):
@@ -108,32 +114,59 @@ class Integrity:
         self._lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
         self._store = None
+        self.lost = LostReport(settings.data_dir)
         metrics.gauge("hearth_db_ok", lambda: self.problem is None)
+        metrics.gauge("hearth_devices_lost", lambda: len(self.lost.pending_rows()))
         metrics.gauge("hearth_snapshot_age_seconds",
                       lambda: time.time() - self.last_snapshot.created if self.last_snapshot else -1)
 
     # at start, before the Store opens the file
     def prepare(self) -> Repair | None:
-        """Check hearth.db; restore the newest good snapshot if it is damaged or empty. Raises Unrepairable."""
+        """Check hearth.db; restore the newest good snapshot if it is damaged or empty. Raises Unrepairable.
+
+        Devices the broker's password file (or the damaged file's readable rows) still knows but the
+        registry Hearth starts with lacks are recorded as lost (appliance/lost.py)."""
+        known, broker_problem = broker_devices(self.settings.data_dir / "broker")   # read before start rewrites them
         problem = quick_check(self.db) if self.db.exists() else None
         self.last_check = time.time()
         if problem is None:
             here = count_devices(self.db) if self.db.exists() else 0
             newest = self.snapshots.list()[:1]
-            if here > 0 or not newest or newest[0].devices == 0:
-                return None                  # healthy, or a first start, or nothing to restore
-            snap = self.snapshots.newest_good()
-            if snap is None or snap.devices == 0:
-                return None
+            holds = newest[0].devices if newest else 0
+            if here > 0 or (holds == 0 and not known and not broker_problem):
+                return None                  # healthy, or a first start: nothing to restore, nothing known
             what = "missing" if not self.db.exists() else \
                 "zero-length" if self.db.stat().st_size == 0 else "empty"
-            problem = f"{what}: no devices, while snapshot {snap.path.name} holds {snap.devices}"
+            problem = f"{what}: no devices, while " + (f"snapshot {newest[0].path.name} holds {holds}" if holds else
+                                                       f"the broker's password file lists {len(known)} device login(s)")
+        if broker_problem:                  # both named: the page, the log and /health say it
+            problem += f"; the broker's password file is damaged too: {broker_problem}"
         log.error("the registry database %s is damaged: %s", self.db, problem)
         snap = self.snapshots.newest_good()
-        if snap is None:
+        if snap is None and problem.startswith(("missing", "zero-length", "empty")):
+            repair = self._start_empty(problem)          # damage, not a new box: nothing to restore from
+        elif snap is None:
             self.problem = problem
             raise Unrepairable(self.db, problem)
-        return self._restore(snap, problem)
+        else:
+            repair = self._restore(snap, problem)
+        moved = Path(repair.moved_to)
+        lost = compare(known, moved if moved.exists() else None, self.db)
+        if lost or broker_problem:
+            self.lost.record(lost, repair.describe(), unchecked=broker_problem or "")
+            self.metrics.error(repair.time, self.lost.state()["text"])
+        return repair
+
+    def _start_empty(self, problem: str) -> Repair:
+        """A missing, zero-length or empty registry beside device logins and no snapshot: move it aside
+        (never deleted) and start with a new one, so what was lost is reported, not taken for a new box."""
+        with translate(self.settings.data_dir):
+            moved = move_aside(self.db, problem) if present(self.db) else Path("(missing)")
+        repair = Repair(time.time(), str(self.db), problem, "(none: a new, empty registry)", str(moved), 0)
+        self._record(repair)
+        self.metrics.inc("hearth_db_restored_total")
+        log.error("registry replaced: %s", repair.describe())
+        return repair
 
     def _restore(self, snap: Snapshot, problem: str) -> Repair:
         with translate(self.settings.data_dir):
@@ -176,21 +209,42 @@ class Integrity:
         s = self.settings.storage
         # its own executor, whose every-run INFO lines stay out of the log
         logging.getLogger("apscheduler.executors.integrity").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)     # "Added job" at every change
         self._scheduler = BackgroundScheduler(daemon=True, executors={"integrity": ThreadPoolExecutor(1)})
         if s.check_interval_h > 0:
             self._scheduler.add_job(self.check_now, "interval", hours=s.check_interval_h, id="integrity-check",
                                     executor="integrity", coalesce=True, max_instances=1, misfire_grace_time=None)
-        if s.snapshot_after_s > 0:
-            self._scheduler.add_job(self.snapshot_if_changed, "interval", seconds=s.snapshot_after_s,
-                                    id="snapshot-after-change", executor="integrity", coalesce=True,
-                                    max_instances=1, misfire_grace_time=None,
-                                    next_run_time=dt.datetime.now() + dt.timedelta(seconds=s.snapshot_after_s))
         self._scheduler.start()
+        store.after_commit.append(self.changed)
+
+    def changed(self) -> None:
+        """Something was written (a registry commit, a config save): a snapshot within snapshot_after_s.
+
+        The first change arms it and later ones ride along, so a stream of changes cannot postpone it;
+        a change made while it runs arms the next. snapshot_if_changed() compares the signature, so
+        writes that are not the household's (presence, tokens) cost one small read."""
+        if self.settings.storage.snapshot_after_s > 0:
+            self._arm(self.settings.storage.snapshot_after_s)
+
+    def _arm(self, delay: float) -> None:
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        try:
+            if scheduler.get_job(SOON) is None:
+                scheduler.add_job(self.snapshot_if_changed, "date", id=SOON, executor="integrity",
+                                  run_date=dt.datetime.now() + dt.timedelta(seconds=delay),
+                                  misfire_grace_time=None, replace_existing=True)
+        except SchedulerNotRunningError:      # stopping: stop() takes the last one
+            pass
 
     def stop(self) -> None:
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        """Stop the schedule (waiting for a snapshot under way), then take the one a clean stop owes."""
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        if self._store is not None and self.settings.storage.snapshot_after_s > 0:
+            self.snapshot_if_changed()
 
     def check_now(self) -> str | None:
         """quick_check the live registry; when it passes, take a snapshot. Returns the problem or None."""
@@ -239,6 +293,8 @@ class Integrity:
                 self.snapshot_error = str(exc)
                 log.error("registry snapshot failed: %s", exc)
                 self.metrics.inc("hearth_snapshot_failures_total")
+                if self.settings.storage.snapshot_after_s > 0:
+                    self._arm(RETRY_S)             # e.g. a full disk: tried again until it fits
                 return None
             self._signature, self.last_snapshot, self.snapshot_error = sig, snap, None
             self.metrics.inc("hearth_snapshots_total")
@@ -252,4 +308,5 @@ class Integrity:
                 "last_check": self.last_check,
                 "last_snapshot": {"name": snap.path.name, "time": snap.created, "devices": snap.devices} if snap else None,
                 "snapshot_error": self.snapshot_error,
+                "lost": self.lost.state(),
                 "repairs": [asdict(r) | {"text": r.describe()} for r in self.repairs(RECENT_S)]}

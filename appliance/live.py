@@ -178,6 +178,8 @@ def _hand_out(service, new: config.Settings) -> None:
     if hasattr(service, "speaker"):
         service.speaker.settings = new.tts
         service.voices.settings = new.tts
+    if hasattr(service, "integrity"):          # the saved file goes into a snapshot shortly
+        service.integrity.changed()
     for listener in getattr(service, "settings_listeners", []):
         try:
             listener(new)

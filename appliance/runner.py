@@ -132,10 +132,16 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
     lock = PidLock(settings.data_dir / "hearth.pid")
     lock.acquire()
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     broker = None
     service = None
+
+    def on_signal(*_) -> None:
+        stop.set()
+        if broker is not None:      # systemd signals the whole unit: the broker may exit first, never restart it
+            broker.stopping()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     try:
         setup(settings)
         try:

@@ -101,9 +101,11 @@ class SessionManager:
         metrics.gauge("hearth_stt_queue_depth", lambda: self.decoder.depth)
 
     # called on the network thread (or another edge's thread): meter, enqueue, nothing more
-    def start(self, device: str, msg: SttStart, client: str | None = None, wake: "WakeLead | None" = None) -> None:
+    def start(self, device: str, msg: SttStart, client: str | None = None, wake: "WakeLead | None" = None,
+              at: float | None = None) -> None:
         """`client`: whose share the session uses (default: the device itself); `wake`: the session
-        begins with a wake word's tail (see WakeLead)."""
+        begins with a wake word's tail (see WakeLead); `at`: when its first audio arrived from the
+        network (monotonic), where that was before now (AudioGuard.allow)."""
         client = client or device
         if self.guard.cooling(client):
             # refused here, at once: a Wyoming peer stops being read before it sends more
@@ -111,15 +113,16 @@ class SessionManager:
             self._put(client, ("refused", device, msg.session))
             return
         key = (device, msg.session)
-        opened = self.guard.open(key, client, msg.audio_format.bytes_per_second)
+        opened = self.guard.open(key, client, msg.audio_format.bytes_per_second, at)
         if not self.inbox.put(client, ("start", device, (msg, wake))) and opened:
             self.guard.close(key)              # that client's lane is full: the start is lost with its metering
             self.metrics.inc("hearth_stt_frames_dropped_total")
 
-    def audio(self, device: str, session: str, payload: bytes) -> None:
+    def audio(self, device: str, session: str, payload: bytes, at: float | None = None) -> None:
+        """`at`: when the frame arrived from the network, if it waited in a queue of Hearth's since."""
         key = (device, session)
         # an oversized frame is refused as too_large on the audio thread, not metered
-        verdict = self.guard.allow(key, len(payload)) if len(payload) <= self.settings.limits.max_frame_bytes else PASS
+        verdict = self.guard.allow(key, len(payload), at) if len(payload) <= self.settings.limits.max_frame_bytes else PASS
         if verdict == DROP:
             self.metrics.inc("hearth_stt_frames_dropped_total")
             return

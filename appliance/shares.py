@@ -121,12 +121,13 @@ class AudioGuard:
         self._open: dict[tuple[str, str], list] = {}
         self._unknown: dict[str, list] = {}          # device -> [frames this second, second]
 
-    def open(self, key: tuple[str, str], client: str, bytes_per_s: int) -> bool:
-        """Start metering a session; False if it is already metered (a repeated start changes nothing)."""
+    def open(self, key: tuple[str, str], client: str, bytes_per_s: int, at: float | None = None) -> bool:
+        """Start metering a session; False if it is already metered (a repeated start changes nothing).
+        `at`: when its audio began to arrive (monotonic), if not now (see allow)."""
         with self._lock:
             if key in self._open:
                 return False
-            self._open[key] = [client, self.burst_s, time.monotonic(), max(1, bytes_per_s), False]
+            self._open[key] = [client, self.burst_s, time.monotonic() if at is None else at, max(1, bytes_per_s), False]
             return True
 
     def close(self, key: tuple[str, str]) -> None:
@@ -137,20 +138,24 @@ class AudioGuard:
         entry = self._open.get(key)
         return entry[0] if entry else None
 
-    def allow(self, key: tuple[str, str], size: int) -> str:
+    def allow(self, key: tuple[str, str], size: int, at: float | None = None) -> str:
         """PASS; REFUSE the first time a session goes over (end it); DROP after that, and for
-        sessions nobody metered (the session manager reports those once)."""
+        sessions nobody metered (the session manager reports those once).
+
+        `at`: when the frame arrived from the network (monotonic), for audio that waited in Hearth's
+        own queues before it got here (the wake thread): the rate is the wire's, never the queue's."""
         if self.factor <= 0:
             return PASS
         with self._lock:
             now = time.monotonic()
+            arrived = now if at is None else min(at, now)
             entry = self._open.get(key)
             if entry is None:
                 return self._unmetered(key[0], now)
             if entry[4]:
                 return DROP
-            entry[1] = min(self.burst_s, entry[1] + (now - entry[2]) * self.factor)
-            entry[2] = now
+            entry[1] = min(self.burst_s, entry[1] + max(0.0, arrived - entry[2]) * self.factor)
+            entry[2] = max(entry[2], arrived)
             entry[1] -= size / entry[3]
             if entry[1] >= 0:
                 return PASS

@@ -60,6 +60,7 @@ class Store:
         self._local = threading.local()
         self._write_lock = threading.RLock()
         self._conns: list[sqlite3.Connection] = []      # every thread's, so close() checkpoints the WAL away
+        self.after_commit: list[Callable[[], None]] = []  # told after each committed write (e.g. the snapshot debounce)
         try:
             with translate(self.path.parent):
                 self.migrate()
@@ -91,7 +92,8 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One write transaction; rolled back on any exception (a full disk raises DiskFull)."""
+        """One write transaction; rolled back on any exception (a full disk raises DiskFull).
+        After the commit, every `after_commit` listener is told (outside the write lock)."""
         with self._write_lock, translate(self.path.parent):
             db = self.db
             db.conn.execute("BEGIN IMMEDIATE")
@@ -102,6 +104,8 @@ class Store:
                 if db.conn.in_transaction:        # a failed COMMIT (SQLITE_FULL) may leave it open
                     db.conn.execute("ROLLBACK")
                 raise
+        for listener in self.after_commit:
+            listener()
 
     def migrate(self) -> list[str]:
         applied = []

@@ -89,19 +89,21 @@ class Fleet:
 
     def play(self, streams: dict[Satellite, bytes], seconds: float, probe: tuple[Satellite, bytes, float]) -> dict[int, float]:
         """Every clip looped in real time; the probe's clip starts at `probe[2]` s. Returns when each
-        probe frame went out (frame index -> monotonic time, taken after its publish)."""
+        probe frame went out (frame index -> monotonic time, taken after its publish).
+
+        The probe's stream opens first and streams silence until its clip, as a satellite that has
+        been on all along: an overloaded Hearth refuses new streams (`busy`), never the oldest."""
+        dev, pcm, start = probe
+        dev.start("probe")
         for sat in streams:
             sat.start("bench")
-        dev, pcm, start = probe
         first = int(start * 32000 / FRAME)
         sent_at: dict[int, float] = {}
         t0 = time.monotonic()
         for k in range(int(seconds * 32000 / FRAME)):
-            j = k - first
-            if j == 0:
-                dev.start("probe")
-            if j >= 0:                              # the probe first, so the others' sends do not delay it
-                dev.send("probe", pcm[j * FRAME:(j + 1) * FRAME] or b"\0" * FRAME)
+            j = k - first                           # the probe first, so the others' sends do not delay it
+            dev.send("probe", (pcm[j * FRAME:(j + 1) * FRAME] if j >= 0 else b"") or b"\0" * FRAME)
+            if j >= 0:
                 sent_at[j] = time.monotonic()
             for sat, clip in streams.items():
                 i = (k * FRAME) % (len(clip) - FRAME)

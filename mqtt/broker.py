@@ -41,6 +41,7 @@ class Account:
     extra_read: tuple[str, ...] = field(default_factory=tuple)
     extra_readwrite: tuple[str, ...] = field(default_factory=tuple)
     deny: tuple[str, ...] = field(default_factory=tuple)     # checked before the patterns: e.g. a helper's stt/tts
+    label: str = ""                  # a device's name, kept as a comment in the ACL (appliance/lost.py reads it)
 
 
 def hash_password(password: str, iterations: int = 101) -> str:
@@ -123,6 +124,8 @@ class BrokerConfig:
 def render_acl(accounts: list[Account]) -> str:
     lines = ["# Written by Hearth (mqtt/broker.py) from the device registry; changes are overwritten.", ""]
     for acc in sorted(accounts, key=lambda a: a.username):
+        if acc.label:              # a second record of the name, for a registry that is lost (appliance/lost.py)
+            lines.append("# device: " + " ".join(acc.label.split()))
         lines.append(f"user {acc.username}")
         if acc.kind == "service":
             lines.append("topic readwrite #")
@@ -203,6 +206,9 @@ class ManagedBroker:
             [executable, "-c", str(self.config.conf)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=self.preexec,
+            # its own process group: a terminal's Ctrl-C reaches Hearth, which stops the broker itself,
+            # after the service said goodbye on it (PR_SET_PDEATHSIG still ends it if Hearth dies)
+            start_new_session=True,
             # Debian's mosquitto speaks sd_notify itself: our child must not claim to be the service
             env={k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")},
         )

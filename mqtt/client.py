@@ -53,12 +53,14 @@ class Connection:
         will: tuple[str, bytes, int, bool] | None = None,
         on_connected: Callable[[], None] | None = None,
         read_qos: int = 1,
+        on_refused: Callable[[str], None] | None = None,
     ):
         self.creds = creds
         self._handler = on_message
         self._subs = list(subscriptions)
         self._read_qos = read_qos         # QoS of a subscription given as a bare topic
         self._on_connected = on_connected
+        self._on_refused = on_refused     # fn(reason) when the broker refuses a (re)connect (network thread)
         self.connected = threading.Event()
         self._refused: str | None = None
         self._stopping = False
@@ -86,6 +88,8 @@ class Connection:
         if reason_code.is_failure:
             self._refused = str(reason_code)
             log.warning("broker refused the connection: %s", reason_code)
+            if self._on_refused:
+                self._on_refused(self._refused)
             return
         self._refused = None
         for entry in self._subs:      # a topic (at read_qos), or (topic, qos)

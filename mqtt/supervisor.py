@@ -55,6 +55,10 @@ class BrokerSupervisor:
             else:
                 self.broker.reload()
 
+    def stopping(self) -> None:
+        """Hearth is stopping (a signal): from now on a broker that exits is not restarted."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread:
@@ -69,6 +73,8 @@ class BrokerSupervisor:
                 if time.monotonic() - up_since >= STEADY_S:
                     delay = self.backoff[0]
                 continue
+            if self._stop.is_set():       # it exited because Hearth is stopping (Ctrl-C reached it too)
+                return
             pause = self._reap(up_since)
             if pause and self._stop.wait(delay):
                 return

@@ -125,6 +125,7 @@ def test_overview_and_metrics_show_each_helper(rig):
 def test_revoking_a_helper_drops_its_login_its_connection_and_its_offer(rig):
     h, tiny, large, clip = rig
     before = next(x["jobs"] for x in h.service.helpers.roster.list() if x["id"] == tiny.id)
+    assert tiny.proc.poll() is None           # the control: it runs until the revoke
     h.service.devices.revoke(tiny.id)
     end = time.monotonic() + 10
     while time.monotonic() < end and not any("lost the broker" in ln or "refused" in ln for ln in tiny.lines):
@@ -136,5 +137,8 @@ def test_revoking_a_helper_drops_its_login_its_connection_and_its_offer(rig):
     link = h.device("after-revoke")
     for _ in range(2):
         assert "kitchen light" in utter(link, clip).final.text.lower()      # the box's own engine
-    assert tiny.proc.poll() is None and before >= 0         # still running, but nothing reaches it
     assert h.service.helpers.roster.serving("tiny.en") == []
+    # it is told it was removed, once, and stops knocking (it used to retry every ~5 s forever)
+    assert tiny.proc.wait(15) == 1 and before >= 0, tiny.lines[-5:]
+    assert sum("was removed from the box" in ln for ln in tiny.lines) >= 1, tiny.lines[-5:]
+    assert sum("refused the connection" in ln for ln in tiny.lines) <= 2, tiny.lines[-8:]

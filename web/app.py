@@ -53,7 +53,9 @@ def build_app(service) -> bottle.Bottle:
         stt_fallback = getattr(service.engine, "fallback", "")
         reasons = [r for r in (None if broker else "not connected to the broker", disk["reason"], stt_fallback or None,
                                None if integrity["ok"] else f"registry database {integrity['file']} failed "
-                               f"quick_check ({integrity['problem']}): restart Hearth to restore the newest snapshot")
+                               f"quick_check ({integrity['problem']}): restart Hearth to restore the newest snapshot",
+                               integrity["lost"]["text"] and integrity["lost"]["text"] + " (then acknowledge it on the "
+                               "Overview or with 'hearth devices lost --acknowledge')")
                    if r]
         bottle.response.content_type = "application/json"
         return json.dumps({
@@ -63,7 +65,8 @@ def build_app(service) -> bottle.Bottle:
             "tts": service.voices.default,
             "uptime_s": round(time.time() - service.started, 1),
             "disk": {k: disk[k] for k in ("path", "free_bytes", "reserve_bytes", "full", "low")},
-            "registry": {"ok": integrity["ok"], "repairs": len(integrity["repairs"])},
+            "registry": {"ok": integrity["ok"], "repairs": len(integrity["repairs"]),
+                         "lost": [d["label"] for d in integrity["lost"]["devices"]]},
         })
 
     @app.get("/metrics")

@@ -1,9 +1,10 @@
 """Overview: is the box healthy? Broker, engines, helpers, queue, CPU, memory, disk, temperature, errors,
 and the data partition: free space against the reserve, the registry's last check and snapshot,
-and any restore from a snapshot in the last 7 days.
+and any restore from a snapshot in the last 7 days, with the devices a repair lost until acknowledged.
 
-    GET /              the page
-    GET /api/overview  the same facts as JSON
+    GET  /                           the page
+    GET  /api/overview               the same facts as JSON
+    POST /api/overview/lost/acknowledge  a person has seen the lost devices (CSRF, as every POST)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import bottle
 import psutil
 
-from web.pages import as_json, render
+from web.pages import as_json, form_reply, render
 
 
 def facts(service) -> dict:
@@ -27,7 +28,7 @@ def facts(service) -> dict:
                 "language": service.settings.stt.language},
         "tts": {"voice": service.voices.default, "voices": sorted(service.voices.available)},
         "wake": {"engine": service.settings.wake.engine, "model": service.settings.wake.model,
-                 "loaded": hasattr(service, "satellites")},
+                 "loaded": hasattr(service, "satellites"), **_wake_lag(service)},
         "queue": {"depth": service.decoder.depth, "sessions_open": len(service.sessions.sessions)},
         "devices": _devices(service),
         "helpers": _helpers(service),
@@ -65,6 +66,16 @@ def _devices(service) -> dict | None:
             "pending": len(registry.pending())}
 
 
+def _wake_lag(service) -> dict:
+    """How far the wake word thread is behind the satellites' audio, now and its peak (10 s)."""
+    sats = getattr(service, "satellites", None)
+    if sats is None:
+        return {"lag_ms": None, "lag_peak_ms": None, "streams": 0}
+    worker = sats.worker
+    return {"lag_ms": round(worker.overload.lag_s * 1000), "lag_peak_ms": round(worker.overload.peak() * 1000),
+            "streams": len(worker.streams)}
+
+
 def _helpers(service) -> list[dict]:
     dispatcher = getattr(service, "helpers", None)
     return dispatcher.roster.list() if dispatcher is not None else []
@@ -81,9 +92,14 @@ def _version() -> str:
 
 def install(app: bottle.Bottle, service) -> None:
     @app.get("/")
-    def page():
+    def page(errors=None, values=None):
         return render("overview", title="Overview", f=facts(service))
 
     @app.get("/api/overview")
     def api():
         return as_json(facts(service))
+
+    @app.post("/api/overview/lost/acknowledge")
+    def acknowledge_lost():
+        listed = service.integrity.lost.acknowledge()
+        return form_reply(page, "/", notice=f"Acknowledged {listed} lost device(s).", data={"acknowledged": listed})

@@ -1,4 +1,4 @@
-"""`hearth devices list | pair CODE | rename ID NAME | revoke ID | wyoming list|allow ADDR|revoke ADDR`.
+"""`hearth devices list | pair CODE | rename ID NAME | revoke ID | lost [--acknowledge] | wyoming list|allow ADDR|revoke ADDR`.
 
 Works on the registry in the data directory; the running Hearth notices the change within a
 second and applies it (broker logins, disconnects, settings, Wyoming clients). The command waits
@@ -13,6 +13,7 @@ from appliance.config import Settings
 from appliance.devices.manager import APPLIED_KEY, Devices
 from appliance.devices.registry import Device
 from appliance.devices.wyoming_clients import WyomingAccess
+from appliance.lost import PAIR_AGAIN, LostReport
 from appliance.store import Store
 
 COMMAND = "devices"
@@ -32,6 +33,8 @@ def add_parser(subparsers) -> None:
     rename.add_argument("name")
     revoke = sub.add_parser("revoke", help="remove a device: its login, tokens and settings go")
     revoke.add_argument("id", help="device id (or a unique start of it, or its name)")
+    lost = sub.add_parser("lost", help="devices a registry repair could not bring back (pair them again)")
+    lost.add_argument("--acknowledge", action="store_true", help="stop reporting them (/health is ok again)")
     wy = sub.add_parser("wyoming", help="Wyoming clients (Home Assistant): list, allow or revoke an address")
     wy_sub = wy.add_subparsers(dest="wyoming_command", required=True, metavar="ACTION")
     wy_sub.add_parser("list", help="allowed addresses and the ones waiting for a person")
@@ -89,6 +92,21 @@ def _wyoming(args, access: WyomingAccess, devices: Devices) -> None:
             print(f"Wyoming clients from {c.address}: {what}; {_wait_applied(devices)}.")
 
 
+def _lost(report: LostReport, acknowledge: bool, say_none: bool = False) -> None:
+    state = report.state()
+    if say_none and not state["text"] and not acknowledge:
+        print("No device was lost in a registry repair.")
+    elif acknowledge:
+        print(f"Acknowledged {report.acknowledge()} lost device(s); /health no longer reports them.")
+    elif state["text"]:
+        print(f"\nLost in a registry repair ({state['reason']}):")
+        for d in state["devices"]:
+            print(f"  {d['label']} ({d['device_type'] or 'device'}): {PAIR_AGAIN}")
+        if state["unchecked"]:
+            print(f"  and perhaps more: {state['unchecked']}")
+        print("When done: hearth devices lost --acknowledge")
+
+
 def run(args, settings: Settings) -> int:
     store = Store(settings.data_dir / "hearth.db")
     try:
@@ -105,6 +123,9 @@ def run(args, settings: Settings) -> int:
                         times = f", asked {p.asked} times" if p.asked > 1 else ""
                         print(f"  \"{what}\" ({p.device_type}) from {p.client_addr}{times}, "
                               f"expires in {max(0, p.expires - time.time()):.0f} s")
+                _lost(LostReport(settings.data_dir), acknowledge=False)
+            case "lost":
+                _lost(LostReport(settings.data_dir), args.acknowledge, say_none=True)
             case "pair":
                 d = devices.confirm(args.code, args.name, args.room)
                 print(f"Paired {d.id} \"{d.name}\" ({d.device_type}). It gets its login at its next poll; "

@@ -158,8 +158,8 @@ class Registry:
     def broker_accounts(self) -> list[Account]:
         """Every paired, unrevoked device as a broker login (user = device id); a helper's login may
         also read jobs and may not act as a voice device (mqtt/jobs.py)."""
-        return [Account(d.id, pw_hash, "helper", d.device_type, **jobs.helper_acl(d.id))
-                if d.device_type == jobs.HELPER_TYPE else Account(d.id, pw_hash, "device", d.device_type)
+        return [Account(d.id, pw_hash, "helper", d.device_type, **jobs.helper_acl(d.id), label=d.name)
+                if d.device_type == jobs.HELPER_TYPE else Account(d.id, pw_hash, "device", d.device_type, label=d.name)
                 for d, pw_hash in self.password_hashes()]
 
     def generation(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from appliance.config import Settings
 
 COMMAND = "helper"
@@ -28,5 +30,8 @@ def run(args, settings: Settings) -> int:
         joining.join(args.box, settings.data_dir, args.name, say)
         if not args.run:
             return 0
-    worker.run(settings, joining.load_credentials(settings.data_dir), say)   # JoinError: one 'Error:' line
+    helper = worker.run(settings, joining.load_credentials(settings.data_dir), say)   # JoinError: one 'Error:' line
+    if helper.removed:
+        print(f"Error: {helper.removed}", file=sys.stderr, flush=True)
+        return 1
     return 0

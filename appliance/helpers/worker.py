@@ -24,6 +24,7 @@ from mqtt.client import Connection, Credentials
 from mqtt.messages import ProtocolError
 
 log = logging.getLogger(__name__)
+LOGIN_REFUSED = ("Not authorized", "Bad user name or password")     # the box no longer knows this login
 
 
 @dataclass
@@ -47,9 +48,10 @@ class Helper:
         self.jobs: "queue.Queue[tuple[wire.SttJob, float] | None]" = queue.Queue()
         self.group = ""
         self.stopped = threading.Event()
+        self.removed = ""          # why the box no longer takes this helper (its login refused)
         self.conn = Connection(creds, self._message, [wire.info()], client_id=creds.username,
                                will=(wire.offer(creds.username), self._offer(False), 1, True),
-                               on_connected=self._announce)
+                               on_connected=self._announce, on_refused=self._refused)
 
     def _offer(self, online: bool) -> bytes:
         from appliance.service import VERSION
@@ -57,6 +59,16 @@ class Helper:
         return wire.HelperOffer(online=online, engine=e.name, models=[self.model], languages=self.languages,
                                 device=getattr(e, "device", "cpu"), capacity=len(self.engines),
                                 version=VERSION).to_payload()
+
+    def _refused(self, reason: str) -> None:      # network thread
+        """The box refused this helper's login: it was revoked there (or the box lost it). Say so
+        once and stop, instead of knocking every few seconds forever."""
+        if reason not in LOGIN_REFUSED or self.stopped.is_set():
+            return
+        self.removed = (f"this helper ({self.creds.username}) was removed from the box: its login is refused "
+                        f"({reason}). It stops taking jobs; to lend again, join again: hearth helper join URL")
+        log.error("%s", self.removed)
+        self.stopped.set()
 
     def _announce(self) -> None:        # network thread, on every (re)connect
         self.conn.publish(wire.offer(self.creds.username), self._offer(True), 1, True)
@@ -132,8 +144,9 @@ class Helper:
             self.stopped.wait()
         finally:
             # stop lending: the offer says offline at once (the last will covers a crash)
-            self.conn.publish(wire.offer(self.creds.username), self._offer(False), 1, True)
-            time.sleep(0.2)
+            if not self.removed:
+                self.conn.publish(wire.offer(self.creds.username), self._offer(False), 1, True)
+                time.sleep(0.2)
             self.conn.stop()
             for _ in workers:
                 self.jobs.put(None)

@@ -87,8 +87,8 @@ class Satellites:
         if len(payload) > self.max_frame:
             raise ProtocolError("too_large", f"audio frame of {len(payload)} bytes is over the {self.max_frame}-byte limit", stream)
         allowed = self.flood.allow(device, len(payload))
-        if allowed:
-            self.worker.put("audio", device, (stream, payload))
+        if allowed:       # stamped here, where it came off the network (appliance/wake/worker.py)
+            self.worker.put("audio", device, (stream, payload, time.monotonic()))
             return
         self.service.metrics.inc("hearth_wake_frames_dropped_total")
         if allowed is False:

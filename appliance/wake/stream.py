@@ -30,7 +30,7 @@ class Stream:
     oww: OwwState | None = None
     micro: MicroDetector | None = None
     pending: bytearray = field(default_factory=bytearray)   # engine-format audio not yet a whole chunk
-    ready: deque = field(default_factory=deque)              # whole chunks waiting for the detector
+    ready: deque = field(default_factory=deque)              # (chunk, arrival time) waiting for the detector
     history: deque = field(default_factory=lambda: deque(maxlen=CATCH_UP_CHUNKS))
     offset: int = 0                                          # engine-format bytes received
     mode: str = LISTENING
@@ -42,6 +42,8 @@ class Stream:
     gate_open: int = 0                                       # chunks the gate stays open
     quiet_until: float = 0.0                                 # no detection before this (monotonic)
     last_frame: float = field(default_factory=time.monotonic)
+    arrived: float = field(default_factory=time.monotonic)   # when the newest frame came off the network
+    opened: float = field(default_factory=time.monotonic)
 
     @property
     def id(self) -> str:
@@ -51,15 +53,22 @@ class Stream:
     def key(self) -> tuple[str, str]:
         return (self.device, self.start.stream)
 
-    def add(self, pcm: bytes) -> None:
-        """Engine-format audio from the device: whole chunks go to `ready` (or to STT, see worker)."""
+    def add(self, pcm: bytes, at: float) -> None:
+        """Engine-format audio from the device, `at` when it arrived: whole chunks go to `ready`
+        (or to STT, see worker)."""
         self.last_frame = time.monotonic()
+        self.arrived = at
         self.offset += len(pcm)
         self.pending.extend(pcm)
         while len(self.pending) >= CHUNK_BYTES:
             chunk = bytes(self.pending[:CHUNK_BYTES])
             del self.pending[:CHUNK_BYTES]
-            self.ready.append(chunk)
+            self.ready.append((chunk, at))
+
+    def quiet(self, chunk: bytes, gate_db: float) -> bool:
+        """This chunk would not open the gate (no speech): skipping it changes no score."""
+        return gate_db > 0 and not self.gate_open and self.floor_db is not None \
+            and level_dbfs(chunk) < self.floor_db + gate_db
 
     def gate(self, chunk: bytes, gate_db: float) -> bool:
         """True when the detector must see this chunk: it is louder than the room's floor by gate_db."""

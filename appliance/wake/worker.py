@@ -3,8 +3,18 @@ chunk from every stream that has one and runs the openWakeWord networks once for
 Detections go to the arbiter; the winner's stream becomes an STT session (SessionManager), the
 audio after the wake word included; when its transcript is out the stream listens again.
 
-Only this thread touches the streams. The MQTT network thread enqueues; the session thread and
-the speaker report back through `session_event`.
+Only this thread touches the streams. The MQTT network thread stamps each frame's arrival and
+enqueues; the session thread and the speaker report back through `session_event`.
+
+When it falls behind (more speaking streams than the cores score in real time, or other work on
+the machine), it degrades in this order, and says so (`hearth_wake_lag_seconds`, the Overview):
+- the sessions come first: detection runs in slices of DETECT_BUDGET_S, and between them every
+  frame of a stream whose session is open goes on to the session manager, stamped with the time it
+  arrived (so the rate guard judges the wire, never this queue) and arbitration deadlines are kept;
+- stale audio of streams with no speech (chunks the quiet gate would skip) is skipped at once;
+- then new streams pay: they are refused with `busy`, and when the thread stays far behind the
+  newest listening streams are ended with `busy`, never the oldest, the just woken or a session
+  (appliance/wake/overload.py).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from appliance.sessions import SessionManager, WakeLead
 from appliance.wake.arbitration import Arbiter, Claim, Decision
 from appliance.wake.features import LAG_SAMPLES, OwwFeatures, OwwModel
 from appliance.wake.models import OWW, OWW_BASE_THRESHOLD, Catalog, MicroDetector, threshold
+from appliance.wake.overload import PASS_S, Overload
 from appliance.wake.stream import ARBITRATING, CATCH_UP_CHUNKS, LISTENING, SESSION, Stream
 from mqtt import wake as w
 from mqtt.messages import ProtocolError, SttStart
@@ -31,7 +42,8 @@ log = logging.getLogger(__name__)
 QUIET_AFTER_S = 1.0          # no new detection on a stream right after its session or a stand-down
 STT_PIECE = 32000            # audio handed to the session in pieces of 1 s
 PRE_ROLL_SAMPLES = 3200      # the session starts 200 ms before the scored audio ends: a word's onset is kept
-PASS_S = 0.08                # detection passes run once per 80 ms chunk, so each batches every stream
+DETECT_BUDGET_S = 0.16       # detection works at most this long before the inbox (sessions) is served again
+STALE_S = 0.24               # audio waiting longer than this is stale: skipped where it holds no speech
 
 
 class WakeWorker:
@@ -52,6 +64,8 @@ class WakeWorker:
         self.busy_s = 0.0
         self.steps = 0                 # stream-chunks run through openWakeWord
         self.skipped = 0               # stream-chunks the quiet gate skipped
+        self.stale_skipped = 0         # ... of which skipped as stale audio while behind
+        self.overload = Overload(metrics)
         self._warned: set[tuple[str, str]] = set()
         if catalog.default.engine == OWW:
             self._model(catalog.default.name)           # load the default model at start-up
@@ -64,6 +78,7 @@ class WakeWorker:
         metrics.gauge("hearth_wake_inference_steps", lambda: self.steps)
         metrics.gauge("hearth_wake_skipped_steps", lambda: self.skipped)
         metrics.gauge("hearth_wake_backlog_chunks", self.backlog)
+        metrics.gauge("hearth_wake_stale_skipped_steps", lambda: self.stale_skipped)
 
     # any thread: enqueue only
     def put(self, op: str, device: str, arg=None) -> bool:
@@ -102,10 +117,13 @@ class WakeWorker:
                 next_pass = time.monotonic() + PASS_S
                 t0 = time.perf_counter()
                 try:
-                    self._detect()
+                    if self._detect(t0 + DETECT_BUDGET_S):
+                        next_pass = time.monotonic()     # behind: the inbox first, then on at once
                 except Exception:
                     log.exception("wake word detection failed")
                 self.busy_s += time.perf_counter() - t0
+                self._measure_lag()
+                self._shed()
             for decision in self.arbiter.due(time.monotonic()):
                 self._guard(self._decide, decision)
             if time.monotonic() - last_sweep > 1.0:
@@ -115,7 +133,7 @@ class WakeWorker:
     def _handle(self, op: str, device: str, arg) -> None:
         match op:
             case "open": self._guard(self._open, device, arg)
-            case "audio": self._guard(self._audio, device, *arg)
+            case "audio": self._guard(self._audio, device, *arg)      # (stream, payload, arrival time)
             case "close": self._guard(self._close, device, arg)
             case "session": self._guard(self._session_event, device, *arg)
 
@@ -142,6 +160,10 @@ class WakeWorker:
             self._close(device, "")                     # a device restarting its stream
         if len(self.streams) >= self.settings.wake.max_streams:
             raise ProtocolError("too_many_streams", f"{len(self.streams)} streams are open; Hearth takes no more", msg.stream)
+        if refused := self.overload.refuse_new(list(self.streams.values())):
+            self.metrics.inc("hearth_wake_busy_total")
+            self._warned.add((device, msg.stream))     # its frames are dropped quietly: busy was the one error
+            raise ProtocolError("busy", refused, msg.stream)
         sensitivity = self.settings.wake.sensitivity if msg.sensitivity is None else msg.sensitivity
         if ref.engine == OWW:
             self._model(ref.name)
@@ -154,7 +176,7 @@ class WakeWorker:
         self.metrics.inc("hearth_wake_streams_total")
         self._feedback(s, "idle")
 
-    def _audio(self, device: str, stream_id: str, payload: bytes) -> None:
+    def _audio(self, device: str, stream_id: str, payload: bytes, at: float) -> None:
         s = self.streams.get(device)
         if s is None or s.id != stream_id:
             if (device, stream_id) not in self._warned:
@@ -163,12 +185,12 @@ class WakeWorker:
             return
         pcm = frame_to_engine(payload, s.start.audio_format, stream_id)
         if s.mode == SESSION:
-            s.last_frame = time.monotonic()
-            self.sessions.audio(device, s.session, pcm)
+            s.last_frame, s.arrived = time.monotonic(), at
+            self.sessions.audio(device, s.session, pcm, at)
         else:
             if s.mode == ARBITRATING:
                 s.capture.extend(pcm)               # kept for the session; still scored for the peak
-            s.add(pcm)
+            s.add(pcm, at)
 
     def _close(self, device: str, stream_id: str) -> None:
         s = self.streams.get(device)
@@ -189,16 +211,37 @@ class WakeWorker:
             self.replies.error(s.device, ProtocolError("stream_timeout", f"no audio for {limit:g} s; stream ended", s.id))
 
     # detection: one pass = one chunk from every listening stream, batched
-    def _detect(self) -> None:
+    def _detect(self, until: float) -> bool:
+        """Passes until every stream has caught up (False), or until `until` (perf_counter) with
+        audio still waiting (True: the inbox and the sessions are served, then detection goes on)."""
+        self._skip_stale()
         while True:
             batch = [s for s in self.streams.values() if s.mode != SESSION and s.ready]
             if not batch:
-                return
+                return False
             self._pass(batch)
+            if time.perf_counter() >= until:
+                return True
+
+    def _skip_stale(self) -> None:
+        """Stale audio of a listening stream that holds no speech (the quiet gate would skip it) goes
+        straight to the history: no pass waits for it."""
+        gate_db = self.settings.wake.gate_db
+        stale = time.monotonic() - STALE_S
+        for s in self.streams.values():
+            if s.mode != LISTENING or s.micro is not None:
+                continue
+            while len(s.ready) > 1 and s.ready[0][1] < stale and s.quiet(s.ready[0][0], gate_db):
+                chunk, _ = s.ready.popleft()
+                s.gate(chunk, gate_db)              # the floor follows the room as in a pass
+                s.history.append(chunk)
+                s.oww = None                        # caught up from the history when it is loud again
+                self.skipped += 1
+                self.stale_skipped += 1
 
     def _pass(self, batch: list[Stream]) -> None:
         gate_db = self.settings.wake.gate_db
-        chunks = {s.key: s.ready.popleft() for s in batch}
+        chunks = {s.key: s.ready.popleft()[0] for s in batch}
         scored: list[tuple[Stream, float]] = []
         oww: list[Stream] = []
         for s in batch:
@@ -211,6 +254,7 @@ class WakeWorker:
                 s.oww = None                            # quiet: skip; catch up from history when loud again
                 self.skipped += 1
         self._catch_up([s for s in oww if s.oww is None])
+        t0 = time.perf_counter()          # the cost of a stream's chunk, without the catch-up (a one-off)
         self.features.step([s.oww for s in oww], [chunks[s.key] for s in oww])
         self.steps += len(oww)
         by_model: dict[str, list[Stream]] = {}
@@ -218,6 +262,7 @@ class WakeWorker:
             by_model.setdefault(s.model.name, []).append(s)
         for name, group in by_model.items():
             scored += zip(group, self._model(name).score([s.oww for s in group]).tolist())
+        self.overload.cost(time.perf_counter() - t0, len(oww))
         now = time.monotonic()
         for s in batch:
             s.history.append(chunks[s.key])
@@ -243,7 +288,7 @@ class WakeWorker:
         level = round(s.level(), 1)
         lead = s.tail(LAG_SAMPLES + PRE_ROLL_SAMPLES)
         s.detected_at = len(lead)              # where in the session's audio the wake word was scored
-        s.capture = bytearray(lead + b"".join(s.ready) + bytes(s.pending))
+        s.capture = bytearray(lead + b"".join(c for c, _ in s.ready) + bytes(s.pending))
         s.mode = ARBITRATING
         self.metrics.inc("hearth_wake_detections_total")
         self.replies.send(w.wake_detected(s.device), w.WakeDetected(
@@ -269,12 +314,19 @@ class WakeWorker:
     def _open_session(self, s: Stream) -> None:
         s.sessions += 1
         s.session = f"w{s.sessions}-{s.id}"[:64]
-        self.sessions.start(s.device, SttStart(session=s.session, endpoint="vad", partials=False,
-                                               language=s.start.language),
-                            wake=WakeLead(s.detected_at, self.settings.wake.command_wait_ms))
+        start = SttStart(session=s.session, endpoint="vad", partials=False, language=s.start.language)
         audio = bytes(s.capture)
+        # The capture came off the network by s.arrived, already metered there (the satellites
+        # room's FloodGuard); the session's meter starts where a device sending in real time began
+        # it, and each piece counts as arrived when its last sample did, never when this thread
+        # got to it: audio that waited here is never held against the device.
+        per_s = start.audio_format.bytes_per_second
+        began = s.arrived - len(audio) / per_s
+        self.sessions.start(s.device, start, wake=WakeLead(s.detected_at, self.settings.wake.command_wait_ms),
+                            at=began)
         for i in range(0, len(audio), STT_PIECE):
-            self.sessions.audio(s.device, s.session, audio[i:i + STT_PIECE])
+            piece = audio[i:i + STT_PIECE]
+            self.sessions.audio(s.device, s.session, piece, min(s.arrived, began + (i + len(piece)) / per_s))
         s.capture = bytearray()
         s.ready.clear()
         s.pending.clear()
@@ -310,3 +362,22 @@ class WakeWorker:
     def backlog(self) -> int:
         """Whole chunks waiting in the most-behind stream (read from other threads: a snapshot)."""
         return max((len(s.ready) for s in list(self.streams.values())), default=0)
+
+    # overload
+    def _measure_lag(self) -> None:
+        self.overload.measure(min((s.ready[0][1] for s in self.streams.values() if s.mode != SESSION and s.ready),
+                                  default=time.monotonic()))
+
+    def _shed(self) -> None:
+        """Still far behind: the newest listening streams are ended with busy (appliance/wake/overload.py)."""
+        new, why = self.overload.to_shed(list(self.streams.values()))
+        if not new:
+            return
+        log.warning("%s", why)
+        for s in new:
+            self._close(s.device, s.id)
+            self._warned.add(s.key)
+            self.metrics.inc("hearth_wake_busy_total")
+            self.replies.error(s.device, ProtocolError(
+                "busy", f"the wake word thread is {self.overload.lag_s:.1f} s behind: this new stream is ended; "
+                "start it again in a few seconds", s.id))

@@ -47,6 +47,26 @@ def test_guard_passes_a_burst_and_real_time_then_refuses_once_and_drops():
     assert guard.cooling("dev") == 0
 
 
+def test_guard_judges_when_frames_arrived_not_when_a_queue_let_them_go():
+    """Six seconds of a real-time device's 40 ms frames, stamped as they arrived, reach the guard all
+    at once (they waited behind Hearth's wake thread): never too fast. The same bytes stamped as a
+    10x device sent them are refused: the guard still sees a flood on the wire."""
+    frame = SECOND * 40 // 1000
+    for speed, verdict in ((1.0, PASS), (10.0, REFUSE)):
+        guard = AudioGuard(factor=1.5, burst_s=2.0)
+        key = ("dev", f"x{speed:g}")
+        began = time.monotonic() - 6.0 / speed          # the device began sending this long ago
+        guard.open(key, "dev", SECOND, at=began)
+        verdicts = [guard.allow(key, frame, began + (i + 1) * 0.04 / speed) for i in range(150)]
+        assert (REFUSE in verdicts) == (verdict == REFUSE), (speed, verdicts.count(PASS))
+        if verdict == PASS:
+            assert verdicts.count(PASS) == 150
+    # the control: without the stamps (judged when handed over), the queued real-time audio is refused
+    guard = AudioGuard(factor=1.5, burst_s=2.0)
+    guard.open(("dev", "late"), "dev", SECOND)
+    assert REFUSE in [guard.allow(("dev", "late"), frame) for _ in range(150)]
+
+
 def test_guard_drops_most_audio_for_sessions_nobody_opened():
     guard = AudioGuard(factor=1.5, burst_s=2.0)
     verdicts = [guard.allow(("dev", f"ghost{i}"), 640) for i in range(200)]

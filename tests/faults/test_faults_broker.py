@@ -64,7 +64,8 @@ class RunningHearth:
         self.web = ""
         self.broker_port = 0
 
-    def start(self) -> "RunningHearth":
+    def start(self, own_group: bool = False) -> "RunningHearth":
+        """`own_group`: in a process group of its own, as a terminal runs it (Ctrl-C signals the group)."""
         self.broker_port, web_port = free_port(), free_port()
         (self.data / "hearth.toml").write_text(
             f"[broker]\nbind = \"127.0.0.1\"\nport = {self.broker_port}\ntls_port = 0\n"
@@ -73,7 +74,8 @@ class RunningHearth:
         env = {**os.environ, "HEARTH_DATA": str(self.data)}
         env.pop("NOTIFY_SOCKET", None)
         with self.log.open("w") as out:
-            self.proc = subprocess.Popen([HEARTH, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen([HEARTH, "run"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=own_group)
         deadline = time.monotonic() + 120
         while "Hearth is running" not in self.output():
             assert self.proc.poll() is None, "hearth run exited:\n" + self.output()
@@ -201,3 +203,29 @@ def test_a_broker_that_cannot_start_is_retried_with_backoff_while_hearth_keeps_r
     assert re.search(r"port \d+ is already in use", attempts[-1])
     running.wait_broker(True, 40)
     transcribe_ok(running, wav)
+
+
+def test_ctrl_c_stops_the_broker_and_never_restarts_it(tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group. Hearth stops Mosquitto itself
+    and its supervisor never "restarts" the broker it is stopping (it used to log "the broker exited
+    (status 0); restarting it" at every Ctrl-C)."""
+    import psutil
+    h = RunningHearth(tmp_path, b"").start(own_group=True)
+    try:
+        first = h.broker_pid()
+        os.kill(first, signal.SIGKILL)           # the control: a broker that dies is restarted, and says so
+        deadline = time.monotonic() + 30
+        while "restarting it" not in h.output() or h.broker_pid() == first or not h.health()["broker"]:
+            assert time.monotonic() < deadline, h.output()[-3000:]
+            time.sleep(0.2)
+        restarts = h.output().count("restarting it")
+        second = h.broker_pid()
+        os.killpg(h.proc.pid, signal.SIGINT)     # Ctrl-C
+        assert h.proc.wait(30) == 0, h.output()[-3000:]
+    finally:
+        if h.proc.poll() is None:
+            h.proc.kill()
+    out = h.output()
+    assert out.count("restarting it") == restarts, out[-3000:]
+    assert "the broker is back (restart 2)" not in out, out[-3000:]
+    assert not psutil.pid_exists(second) or psutil.Process(second).status() == psutil.STATUS_ZOMBIE

@@ -6,6 +6,15 @@
 <div class="banner-error" role="alert">Registry restored from a snapshot on {{when(r['time'])}}: {{r['text']}}.
   Devices paired or settings changed after that snapshot must be done again. The damaged file is kept.</div>
 % end
+% lost = st['registry']['lost']
+% if lost['text']:
+<div class="banner-error" role="alert" id="lost-devices">{{lost['text']}}. The broker still knew them after
+  the registry was repaired ({{lost['reason']}}).
+  <form method="post" action="/api/overview/lost/acknowledge" data-api data-reload>
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <button type="submit" id="acknowledge-lost">I have seen this: stop reporting them</button>
+  </form></div>
+% end
 % if not st['registry']['ok']:
 <div class="banner-error" role="alert">The registry database {{st['registry']['file']}} failed SQLite's check
   ({{st['registry']['problem']}}). Restart Hearth (System page) to restore the newest good snapshot, or download a backup now.</div>
@@ -48,6 +57,9 @@
     <dt>Language</dt><dd>{{f['stt']['language']}}</dd>
     <dt>Voice</dt><dd>{{f['tts']['voice']}} <span class="hint">({{len(f['tts']['voices'])}} installed)</span></dd>
     <dt>Wake word</dt><dd>{{f['wake']['model']}} <span class="hint">{{f['wake']['engine']}}{{', for streaming satellites' if f['wake']['loaded'] else ', not loaded'}}</span></dd>
+    % if f['wake']['lag_ms'] is not None:
+    <dt>Wake lag</dt><dd id="wake-lag" class="{{'bad' if f['wake']['lag_peak_ms'] > 500 else ''}}">{{f['wake']['lag_ms']}} ms <span class="hint">peak {{f['wake']['lag_peak_ms']}} ms in 10 s, {{f['wake']['streams']}} satellite stream(s); over 500 ms new streams get busy</span></dd>
+    % end
   </dl>
 </section>
 
