@@ -16,7 +16,7 @@ TEXT = "Call my sister on her mobile phone."
 
 def test_bench_modules_import():
     for name in ("bench.__main__", "bench.voice", "bench.turns", "bench.clips", "bench.peers", "bench.firmware",
-                 "bench.common", "bench.satellites"):
+                 "bench.common", "bench.satellites", "bench.accuracy"):
         importlib.import_module(name)
 
 
@@ -57,3 +57,30 @@ def test_one_round_through_hearth(device):
     assert verdicts["memory"] == {"value": 700, "met": False}
     text = voice.section(fig, "docs/benchmarks/voice-x.json")
     assert "three sentences" in text and "**missed**" in text and "Load average" in text
+
+
+def test_accuracy_corpus_speaks_every_family_clean_and_in_each_noise(monkeypatch):
+    """bench/accuracy.py's clips: three voice families, clean and noisy, each noise kind at the level
+    it names, the speech's end marked before the noise."""
+    from bench import accuracy
+    monkeypatch.setattr(accuracy, "PLAIN", ["Dim the lights."])
+    monkeypatch.setattr(accuracy, "HOUSE", ["Switch off the bilge pump."])
+    items = accuracy.corpus(clips.piper_voice())
+    assert {(i.family, i.condition) for i in items} == {(f, c) for f in accuracy.FAMILIES for c in ("clean", "noisy")}
+    assert [i.house for i in items] == [False] * 6 + [True] * 6
+    for item in items:
+        samples = np.frombuffer(item.clip.pcm, "<i2").astype(float)
+        tail = samples[item.clip.speech_end // 2 + 1600:]
+        assert (300 < tail.std() < 1500) if item.condition == "noisy" else tail.std() < 150, (item.noise, tail.std())
+        speech = samples[int(clips.LEAD_S * clips.RATE):item.clip.speech_end // 2]
+        assert speech.std() > 2 * tail.std(), (item.family, item.noise)
+    for kind in accuracy.NOISES:
+        assert abs(accuracy.noise(kind, 16000, 1, 700.0).std() - 700.0) < 1.0
+
+
+def test_word_error_rate_counts_what_a_listener_would():
+    from bench.common import normalised_words
+    assert normalised_words("Set a timer for 12 minutes, at the 6th harbour.") == \
+        "set a timer for twelve minutes at the six harbor".split()
+    assert word_error_rate("Wake me up at half past seven.", "wake me up at half past 7") == 0.0
+    assert word_error_rate("Turn the heater down two degrees.", "Turn the figure down to the breeze.") == 4 / 6   # figure, to, the, breeze
