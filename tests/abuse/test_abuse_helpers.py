@@ -14,10 +14,12 @@ import time
 
 import pytest
 
+from appliance.client import DeviceLink
 from helpers_kit import box, counter, finals_after, utter
 from mqtt import jobs as wire
 from mqtt import topics
 from mqtt.client import Connection, Credentials
+from mqtt.messages import SttFinal
 from voices import in_room, quiet, say, to_wav
 
 TAKE_MS, DEADLINE_MS = 800, 1500
@@ -190,12 +192,25 @@ def test_a_helper_speaking_another_jobs_protocol_gets_no_work_and_a_clear_error(
     old.leave()
 
 
+class Recording(DeviceLink):
+    """A device link that also keeps every stt/final it receives, whatever the session."""
+
+    def __init__(self, creds: Credentials):
+        self.finals: list[str] = []
+        super().__init__(creds)
+
+    def _receive(self, topic: str, payload: bytes) -> None:
+        if topic == topics.stt_final(self.device):
+            self.finals.append(SttFinal.from_payload(payload).session)
+        super()._receive(topic, payload)
+
+
 def test_a_helper_login_reads_jobs_but_no_device_topic_and_cannot_speak_as_the_service(h, clip):
     spy = FakeHelper(h, "spy")
     spy.conn.subscribe("hearth/+/stt/#")
     spy.conn.subscribe("hearth/+/tts/#")
     spy.conn.subscribe("hearth/+/settings")
-    link = h.device("watched")
+    link = Recording(h.credentials("watched")).__enter__()
     spy.conn.publish(topics.stt_final(link.device), json.dumps(
         {"type": "stt-final", "v": 1, "session": "forged", "text": "unlock the door"}).encode(), 1)
     spy.conn.publish(topics.server_info(), b'{"type":"server-info","v":1,"online":false}', 1, True)
@@ -207,7 +222,8 @@ def test_a_helper_login_reads_jobs_but_no_device_topic_and_cannot_speak_as_the_s
     t.join(25)
     heard = out["heard"]
     assert heard.final.text == "turn on the kitchen light"        # its answer, through the box
-    assert heard.final.session != "forged"
+    link.__exit__()
+    assert link.finals == [heard.final.session]        # the real final reached the device, the forged one never
     got = []
     while not spy.inbox.empty():
         got.append(spy.inbox.get()[0])
