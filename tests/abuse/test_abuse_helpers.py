@@ -15,7 +15,7 @@ import time
 import pytest
 
 from appliance.client import DeviceLink
-from helpers_kit import box, counter, finals_after, utter
+from helpers_kit import box, box_decode_s, counter, finals_after, utter
 from mqtt import jobs as wire
 from mqtt import topics
 from mqtt.client import Connection, Credentials
@@ -108,6 +108,7 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
     """The helper took the job but answers with garbage, answers jobs nobody sent, floods, and a
     second helper answers the job it was not given: all ignored; the box takes the job back at the
     deadline and the device's final is the real one, once."""
+    decode_s = box_decode_s(h, clip)
     liar, other = FakeHelper(h, "liar"), FakeHelper(h, "other", join=False)
     wait_serving(h, liar.id)
     link = h.device("victim")
@@ -127,7 +128,9 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
     assert h.drop_lines() == []                                              # the broker queue never overflowed
     heard = out["heard"]
     assert "kitchen light" in heard.final.text.lower()
-    assert heard.latency_s < DEADLINE_MS / 1000 + 4.0
+    # the deadline, then the box's decode: of this clip and perhaps first the bystander's (not taken
+    # at TAKE_MS, so the box decodes it too, at about the same time)
+    assert heard.latency_s < DEADLINE_MS / 1000 + 1.5 * 2 * decode_s, (heard.latency_s, decode_s)
     assert counter(h, 'hearth_helper_results_ignored_total{reason="bad"}') >= 2
     assert counter(h, 'hearth_helper_results_ignored_total{reason="not_given"}') >= 1
     end = time.monotonic() + 5
@@ -144,6 +147,7 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
 
 def test_too_slow_and_gone_mid_job_helpers_cost_at_most_the_deadline(h, clip):
     for how in ("slow", "gone", "silent"):
+        decode_s = box_decode_s(h, clip)
         fake = FakeHelper(h, f"fake-{how}")
         wait_serving(h, fake.id)
         link = h.device(f"dev-{how}")
@@ -159,8 +163,8 @@ def test_too_slow_and_gone_mid_job_helpers_cost_at_most_the_deadline(h, clip):
         t.join(25)
         heard = out["heard"]
         assert "kitchen light" in heard.final.text.lower(), how
-        bound = (TAKE_MS if how == "silent" else DEADLINE_MS) / 1000 + 4.0
-        assert heard.latency_s < bound, (how, heard.latency_s)
+        bound = (TAKE_MS if how == "silent" else DEADLINE_MS) / 1000 + 1.5 * decode_s
+        assert heard.latency_s < bound, (how, heard.latency_s, decode_s)
         assert finals_after(link, heard.final.session, 0.5) == []
         if how == "gone":
             wait_serving(h, fake.id, on=False)
