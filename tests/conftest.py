@@ -94,6 +94,13 @@ class Hearth:
         """What Mosquitto wrote to its (rotating) log file so far."""
         return "".join(p.read_text() for p in (self.settings.data_dir / "broker").glob("mosquitto.log*"))
 
+    def decode_seconds(self, pcm: bytes) -> float:
+        """The box's own engine's decode of this 16 kHz audio, measured now: bounds that derive from it
+        move with other work on the machine."""
+        t0 = time.perf_counter()
+        self.service.engine.transcribe(pcm)
+        return time.perf_counter() - t0
+
     def drop_lines(self) -> list[str]:
         """Mosquitto's "Outgoing messages are being dropped for client X" lines so far."""
         return [line for line in self.broker_log().splitlines() if "being dropped" in line]

@@ -130,10 +130,3 @@ def stop_all(*procs: HelperProc) -> None:
     for p in procs:
         p.stop()
 
-
-def box_decode_s(h: Hearth, wav) -> float:
-    """Seconds the box's own engine takes to decode `wav`, measured on this box now: what a
-    fallback may add to a helper's deadline."""
-    t0 = time.perf_counter()
-    h.service.engine.transcribe(wav.pcm)
-    return time.perf_counter() - t0

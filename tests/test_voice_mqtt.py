@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -94,7 +92,7 @@ def test_vad_endpoint_in_room_noise(device, hearth, voice):
     text = "turn on the kitchen lights"
     words = say(hearth, voice, text)
     clip = in_room([quiet(0.5), words, quiet(2.5)], seed=7)
-    decode_s = decode_seconds(hearth, clip)
+    decode_s = hearth.decode_seconds(to_wav(clip).pcm)
     heard = client.transcribe(device(), to_wav(clip), endpoint="vad", realtime=True)
     assert heard.final.endpoint == "vad"
     assert word_error_rate(text, heard.final.text) <= 0.25, heard.final.text
@@ -114,13 +112,6 @@ def speech_end(samples: np.ndarray) -> int:
     """The sample after the last one louder than -40 dB of the clip's peak (TTS pads with near-silence)."""
     loud = np.flatnonzero(np.abs(samples) > 0.01 * np.abs(samples).max())
     return int(loud[-1]) + 1
-
-
-def decode_seconds(hearth, clip: np.ndarray) -> float:
-    """The box's own decode of this clip, measured now (other work on the machine moves it too)."""
-    t0 = time.perf_counter()
-    hearth.service.engine.transcribe(to_wav(clip).pcm)
-    return time.perf_counter() - t0
 
 
 def test_speculative_decode_makes_the_final_free_after_trailing_silence(device, hearth):

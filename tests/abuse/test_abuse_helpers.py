@@ -15,7 +15,7 @@ import time
 import pytest
 
 from appliance.client import DeviceLink
-from helpers_kit import box, box_decode_s, counter, finals_after, utter
+from helpers_kit import box, counter, finals_after, utter
 from mqtt import jobs as wire
 from mqtt import topics
 from mqtt.client import Connection, Credentials
@@ -108,7 +108,7 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
     """The helper took the job but answers with garbage, answers jobs nobody sent, floods, and a
     second helper answers the job it was not given: all ignored; the box takes the job back at the
     deadline and the device's final is the real one, once."""
-    decode_s = box_decode_s(h, clip)
+    decode_s = h.decode_seconds(clip.pcm)
     liar, other = FakeHelper(h, "liar"), FakeHelper(h, "other", join=False)
     wait_serving(h, liar.id)
     link = h.device("victim")
@@ -147,7 +147,7 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
 
 def test_too_slow_and_gone_mid_job_helpers_cost_at_most_the_deadline(h, clip):
     for how in ("slow", "gone", "silent"):
-        decode_s = box_decode_s(h, clip)
+        decode_s = h.decode_seconds(clip.pcm)
         fake = FakeHelper(h, f"fake-{how}")
         wait_serving(h, fake.id)
         link = h.device(f"dev-{how}")

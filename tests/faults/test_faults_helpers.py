@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers_kit import HelperProc, box, box_decode_s, counter, finals_after, pair, stop_all, utter
+from helpers_kit import HelperProc, box, counter, finals_after, pair, stop_all, utter
 from voices import in_room, quiet, say, to_wav
 
 DEADLINE_MS = 4000
@@ -64,7 +64,7 @@ def test_kill9_of_a_helper_holding_a_job_loses_nothing(rig, clips):
     link = h.device("killed")
     dispatcher = h.service.helpers
     fallbacks = counter(h, 'hearth_helper_fallbacks_total{reason="deadline"}')
-    decode_s = box_decode_s(h, short[1])
+    decode_s = h.decode_seconds(short[1].pcm)
     result: dict = {}
     for attempt in range(4):                         # Mosquitto takes turns: within 2 tries one is A's
         t = threading.Thread(target=lambda: result.__setitem__("heard", utter(link, short[1], timeout=30)))
