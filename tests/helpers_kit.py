@@ -129,4 +129,3 @@ def counter(h: Hearth, name: str) -> float:
 def stop_all(*procs: HelperProc) -> None:
     for p in procs:
         p.stop()
-
