@@ -14,6 +14,8 @@ import re
 import shutil
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,8 @@ from appliance.client import DeviceLink
 from appliance.service import Service, broker_config
 from bench.common import word_error_rate  # noqa: F401  (tests import it from here)
 from mqtt.broker import Account, ManagedBroker, hash_password, new_password
-from mqtt.client import Credentials
+from mqtt import topics
+from mqtt.client import Connection, Credentials
 from voices import piper_wav
 
 
@@ -92,6 +95,43 @@ class Hearth:
     def broker_log(self) -> str:
         """What Mosquitto wrote to its (rotating) log file so far."""
         return "".join(p.read_text() for p in (self.settings.data_dir / "broker").glob("mosquitto.log*"))
+
+    def decode_seconds(self, pcm: bytes) -> float:
+        """The box's own engine's decode of this 16 kHz audio, measured now: bounds that derive from it
+        move with other work on the machine."""
+        t0 = time.perf_counter()
+        self.service.engine.transcribe(pcm)
+        return time.perf_counter() - t0
+
+    def drop_lines(self) -> list[str]:
+        """Mosquitto's "Outgoing messages are being dropped for client X" lines so far."""
+        return [line for line in self.broker_log().splitlines() if "being dropped" in line]
+
+    def overflow_a_subscriber(self, name: str, messages: int = 1200) -> list[str]:
+        """The positive control for "the broker dropped nothing": a throwaway QoS 1 subscriber (a
+        device login of its own) stops reading, then sends itself `messages` QoS 1 messages, more than
+        Mosquitto queues for one client (1,000). Returns the drop lines that name it."""
+        topic, got = topics.device(name, "sink"), threading.Event()
+        sink = Connection(self.credentials(name), lambda t, p: got.set(), [(topic, 1)], client_id=name)
+        sink.client.max_inflight_messages_set(0)        # unthrottled: it will never see its acks
+        sink.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not got.is_set() and time.monotonic() < deadline:     # subscribed: a message arrives
+                sink.publish(topic, b"ready", 1)
+                got.wait(0.2)
+            assert got.is_set(), "the throwaway subscriber got nothing"
+            sink.client.loop_stop()                  # it reads and acknowledges no more; what it sends is written at once
+            for _ in range(messages):
+                sink.publish(topic, b"x", 1)
+            while time.monotonic() < deadline:
+                if mine := [line for line in self.drop_lines() if f" {name}." in line or line.endswith(f" {name}")]:
+                    return mine
+                time.sleep(0.1)
+            return []
+        finally:
+            sink.client.loop_start()
+            sink.stop()
 
     @property
     def web_url(self) -> str:

@@ -109,7 +109,10 @@ def test_a_good_bundle_goes_to_the_inactive_slot_and_a_reboot_that_falls_back_is
     assert doc["booted"] == "B" and doc["last"]["result"] == "booted"
     box.reboot("A", data)
     status = hearth(data, box, "status")
-    assert "last update: 2.0.0 in slot B never became healthy; back on A after 3 tries (rolled_back" in status.stdout
+    # what this tier sees: B booted once, then the box is on A again. How many tries the bootloader
+    # gave B is the boot entry's count, which only the image tier (tests/image/test_update.py) has
+    assert "last update: 2.0.0 in slot B never became healthy; back on A " in status.stdout, status.stdout
+    assert "(rolled_back" in status.stdout, status.stdout
     doc = json.loads(hearth(data, box, "status", "--json").stdout)
     assert doc["booted"] == "A" and doc["last"]["result"] == "rolled_back"
 

@@ -56,10 +56,26 @@ def browser(tmp_path_factory):
     driver.quit()
 
 
-def wait(driver, timeout: float = 15):
-    # the page re-renders parts of itself after a change: a node read while it is being replaced
-    # ("does not belong to the document", "stale element") is read again on the next poll
-    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException, WebDriverException))
+class Wait(WebDriverWait):
+    """The page re-renders parts of itself after a change: a node read while it is being replaced
+    ("stale element", Chromium's "does not belong to the document") is read again on the next poll.
+    Any other browser error goes through at once, not as a timeout."""
+
+    def until(self, method, message: str = ""):
+        def again(driver):
+            try:
+                return method(driver)
+            except StaleElementReferenceException:
+                return False
+            except WebDriverException as exc:
+                if "does not belong to the document" in str(exc):
+                    return False
+                raise
+        return super().until(again, message)
+
+
+def wait(driver, timeout: float = 15) -> Wait:
+    return Wait(driver, timeout)
 
 
 def shoot(driver, name: str, width: int) -> Path:

@@ -26,10 +26,6 @@ def _errors(hearth) -> float:
     return hearth.service.metrics.counters["hearth_errors_total"]
 
 
-def _drop_lines(hearth) -> list[str]:
-    return [line for line in hearth.broker_log().splitlines() if "being dropped" in line]
-
-
 def _attacker(hearth, name: str, told: list):
     """A raw paho client on a device login that queues without limit (DeviceLink keeps 10,000)."""
     creds = hearth.credentials(name)
@@ -48,7 +44,7 @@ def test_a_control_message_flood_costs_a_bystander_nothing(hearth, device):
     flooder = _attacker(hearth, "control-flooder", told)
     bystander = device("control-bystander")
     clip = to_wav(in_room([quiet(0.3), say(hearth, "espeak", TEXT), quiet(0.6)], seed=21))
-    dropped_before = [line for line in _drop_lines(hearth) if "control-flooder" not in line]
+    dropped_before = [line for line in hearth.drop_lines() if "control-flooder" not in line]
     errors_before = _errors(hearth)
     out: dict = {}
     heard = threading.Thread(target=lambda: out.__setitem__(
@@ -77,5 +73,6 @@ def test_a_control_message_flood_costs_a_bystander_nothing(hearth, device):
         flooder.loop_stop()
         flooder.disconnect()
     # nothing bound for the service or the bystander was dropped (the flooder's own replies may be)
-    dropped = [line for line in _drop_lines(hearth) if "control-flooder" not in line]
+    dropped = [line for line in hearth.drop_lines() if "control-flooder" not in line]
     assert dropped == dropped_before, dropped
+    assert hearth.overflow_a_subscriber("control-sink")  # control: an overflow is logged and read here

@@ -14,10 +14,12 @@ import time
 
 import pytest
 
+from appliance.client import DeviceLink
 from helpers_kit import box, counter, finals_after, utter
 from mqtt import jobs as wire
 from mqtt import topics
 from mqtt.client import Connection, Credentials
+from mqtt.messages import SttFinal
 from voices import in_room, quiet, say, to_wav
 
 TAKE_MS, DEADLINE_MS = 800, 1500
@@ -106,6 +108,7 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
     """The helper took the job but answers with garbage, answers jobs nobody sent, floods, and a
     second helper answers the job it was not given: all ignored; the box takes the job back at the
     deadline and the device's final is the real one, once."""
+    decode_s = h.decode_seconds(clip.pcm)
     liar, other = FakeHelper(h, "liar"), FakeHelper(h, "other", join=False)
     wait_serving(h, liar.id)
     link = h.device("victim")
@@ -122,10 +125,12 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
     assert time.monotonic() - t0 < 10
     t.join(25), tb.join(25)
     assert "kitchen light" in outb["heard"].final.text.lower()              # nobody else lost a message
-    assert "being dropped" not in h.broker_log()                           # the broker queue never overflowed
+    assert h.drop_lines() == []                                              # the broker queue never overflowed
     heard = out["heard"]
     assert "kitchen light" in heard.final.text.lower()
-    assert heard.latency_s < DEADLINE_MS / 1000 + 4.0
+    # the deadline, then the box's decode: of this clip and perhaps first the bystander's (not taken
+    # at TAKE_MS, so the box decodes it too, at about the same time)
+    assert heard.latency_s < DEADLINE_MS / 1000 + 1.5 * 2 * decode_s, (heard.latency_s, decode_s)
     assert counter(h, 'hearth_helper_results_ignored_total{reason="bad"}') >= 2
     assert counter(h, 'hearth_helper_results_ignored_total{reason="not_given"}') >= 1
     end = time.monotonic() + 5
@@ -137,10 +142,12 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
     assert counter(h, 'hearth_helper_results_ignored_total{reason="late"}') >= 1
     liar.leave(), other.leave()
     wait_serving(h, liar.id, on=False)
+    assert h.overflow_a_subscriber("helpers-sink")      # control: an overflow is logged and read here
 
 
 def test_too_slow_and_gone_mid_job_helpers_cost_at_most_the_deadline(h, clip):
     for how in ("slow", "gone", "silent"):
+        decode_s = h.decode_seconds(clip.pcm)
         fake = FakeHelper(h, f"fake-{how}")
         wait_serving(h, fake.id)
         link = h.device(f"dev-{how}")
@@ -156,8 +163,8 @@ def test_too_slow_and_gone_mid_job_helpers_cost_at_most_the_deadline(h, clip):
         t.join(25)
         heard = out["heard"]
         assert "kitchen light" in heard.final.text.lower(), how
-        bound = (TAKE_MS if how == "silent" else DEADLINE_MS) / 1000 + 4.0
-        assert heard.latency_s < bound, (how, heard.latency_s)
+        bound = (TAKE_MS if how == "silent" else DEADLINE_MS) / 1000 + 1.5 * decode_s
+        assert heard.latency_s < bound, (how, heard.latency_s, decode_s)
         assert finals_after(link, heard.final.session, 0.5) == []
         if how == "gone":
             wait_serving(h, fake.id, on=False)
@@ -190,12 +197,25 @@ def test_a_helper_speaking_another_jobs_protocol_gets_no_work_and_a_clear_error(
     old.leave()
 
 
+class Recording(DeviceLink):
+    """A device link that also keeps every stt/final it receives, whatever the session."""
+
+    def __init__(self, creds: Credentials):
+        self.finals: list[str] = []
+        super().__init__(creds)
+
+    def _receive(self, topic: str, payload: bytes) -> None:
+        if topic == topics.stt_final(self.device):
+            self.finals.append(SttFinal.from_payload(payload).session)
+        super()._receive(topic, payload)
+
+
 def test_a_helper_login_reads_jobs_but_no_device_topic_and_cannot_speak_as_the_service(h, clip):
     spy = FakeHelper(h, "spy")
     spy.conn.subscribe("hearth/+/stt/#")
     spy.conn.subscribe("hearth/+/tts/#")
     spy.conn.subscribe("hearth/+/settings")
-    link = h.device("watched")
+    link = Recording(h.credentials("watched")).__enter__()
     spy.conn.publish(topics.stt_final(link.device), json.dumps(
         {"type": "stt-final", "v": 1, "session": "forged", "text": "unlock the door"}).encode(), 1)
     spy.conn.publish(topics.server_info(), b'{"type":"server-info","v":1,"online":false}', 1, True)
@@ -207,7 +227,8 @@ def test_a_helper_login_reads_jobs_but_no_device_topic_and_cannot_speak_as_the_s
     t.join(25)
     heard = out["heard"]
     assert heard.final.text == "turn on the kitchen light"        # its answer, through the box
-    assert heard.final.session != "forged"
+    link.__exit__()
+    assert link.finals == [heard.final.session]        # the real final reached the device, the forged one never
     got = []
     while not spy.inbox.empty():
         got.append(spy.inbox.get()[0])

@@ -7,11 +7,14 @@ from __future__ import annotations
 import io
 import json
 import select
+import subprocess
+import sys
 import tarfile
 import threading
 import time
 import zlib
 
+import psutil
 import pytest
 import requests
 
@@ -191,6 +194,41 @@ class PeakRss:
         return (self.peak - self.base) / MB
 
 
+SPIKE = """
+import sys, time
+mb, hold = int(sys.argv[1]), float(sys.argv[2])
+print("ready", flush=True)
+sys.stdin.readline()
+block = b"\\1" * (mb << 20)        # every page written: resident at once
+time.sleep(hold)
+del block                        # a large block goes back to the kernel at once
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+class Spike:
+    """A process that holds `mb` MB for `hold_s` seconds once, when told: what a costly upload does to
+    Hearth's RSS, for the positive control of PeakRss (which reads `.rss()`)."""
+
+    def __init__(self, mb: int, hold_s: float):
+        self.proc = subprocess.Popen([sys.executable, "-c", SPIKE, str(mb), str(hold_s)], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.proc.stdout.readline().strip() == "ready"
+        self.process = psutil.Process(self.proc.pid)
+
+    def rss(self) -> int:
+        return self.process.memory_info().rss
+
+    def once(self) -> None:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        assert self.proc.stdout.readline().strip() == "done"
+
+    def close(self) -> None:
+        self.proc.communicate("exit\n", timeout=10)
+
+
 def test_hostile_backups_are_refused_before_they_cost_memory_and_a_good_one_restores(hearth_process):
     h = hearth_process
     http, _ = sign_in(h.base, h.password)
@@ -221,6 +259,14 @@ def test_hostile_backups_are_refused_before_they_cost_memory_and_a_good_one_rest
     assert "1024 MB" in answers["bomb_1gib_db"][1] and "1024 MB" in answers["claims_1gib"][1]
     assert "not an SQLite file" in answers["zeros_100mb_db"][1]
     assert answers["declared_1gib_upload"][:2] == (413, "too_large") and grew["declared_1gib_upload"] < 50
+    # positive control of the sampler: 100 MB held for as long as the briefest refused upload took is seen
+    spike = Spike(100, min(took for _status, _error, took in (answers[n] for n in archives)))
+    try:
+        with PeakRss(spike) as rss:
+            spike.once()
+        assert rss.grew_mb >= 50, rss.grew_mb
+    finally:
+        spike.close()
     # positive control: a good backup still restores, and nothing of the refused ones was left behind
     with PeakRss(h) as rss:
         ok = http.post(f"{h.base}/api/system/restore", files={"backup": ("good.tar.gz", io.BytesIO(good.content))})

@@ -4,6 +4,7 @@ the file; a person signs in, restores the backup they downloaded, and the paired
 from __future__ import annotations
 
 import os
+import threading
 
 import paho.mqtt.client as paho
 import requests
@@ -13,16 +14,31 @@ from appliance.snapshots import quick_check
 from faults_kit import HearthRun, pair, sign_in
 
 
-def connect_refused(creds) -> bool:
-    """True when the broker cannot be reached or refuses this login (no broker runs in recovery mode)."""
+def login(creds, wait_s: float = 10.0) -> str:
+    """What the broker says to this login, after its CONNACK: "accepted", "refused" (a bad login),
+    "absent" (nothing listens: no broker runs in recovery mode) or "no answer"."""
+    said = threading.Event()
+    outcome = {}
+
+    def connected(client, userdata, flags, reason_code, properties):
+        outcome["code"] = reason_code
+        said.set()
+
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"probe-{os.getpid()}")
     client.username_pw_set(creds.username, creds.password)
+    client.on_connect = connected
     try:
-        return client.connect("127.0.0.1", creds.port, keepalive=5) != 0
+        client.connect("127.0.0.1", creds.port, keepalive=5)
     except OSError:
-        return True
+        return "absent"
+    client.loop_start()
+    try:
+        if not said.wait(wait_s):
+            return "no answer"
+        return "refused" if outcome["code"].is_failure else "accepted"
     finally:
         client.disconnect()
+        client.loop_stop()
 
 
 def test_recovery_mode_restores_a_backup_from_the_page(tmp_path):
@@ -53,7 +69,7 @@ def test_recovery_mode_restores_a_backup_from_the_page(tmp_path):
         assert "hearth_recovery_mode 1" in run.metrics()
         code = requests.get(f"{run.base}/v1/device/code", params={"state": "x"}, timeout=10)
         assert code.status_code == 503 and code.json()["error"] == "recovery"
-        assert connect_refused(creds)                   # devices cannot log in: the registry holds their logins
+        assert login(creds) in ("refused", "absent")    # devices cannot log in: the registry holds their logins
         assert requests.get(f"{run.base}/api/recovery", timeout=10).status_code == 401     # sign-in still guards it
 
         http = sign_in(run.base, run.admin_password)
@@ -66,7 +82,8 @@ def test_recovery_mode_restores_a_backup_from_the_page(tmp_path):
 
         run.wait_running(times=2)                       # the same process re-executed itself
         assert run.health()["ok"] is True, run.health()
-        with DeviceLink(creds) as link:                 # the device's own login works again
+        assert login(creds) == "accepted"               # control: the same probe, the login works again
+        with DeviceLink(creds) as link:
             assert len(say(link, "The hall is back.", timeout=30).pcm) > 10000
         moved = list((run.data / "damaged").glob("hearth.db.*[0-9Z]"))
         assert len(moved) == 1 and moved[0].read_bytes()[:100] == garbage      # kept, not deleted
