@@ -182,7 +182,7 @@ class UpdateSettings:
 @dataclass(frozen=True)
 class HelpersSettings:
     enabled: bool = True             # hand final decodes to helpers (other machines) when one is online
-    take_jobs: bool = True           # the box's own engine takes jobs from the same shared group
+    take_jobs: bool = True           # the box's own engine is one more taker the box chooses from
     model: str = ""                  # the model finals ask for; empty: the box's own model
     take_ms: int = 1000              # no helper said it took a job within this: the box decodes it itself
     deadline_ms: int = 3000          # a helper that took a job must answer within this, else the box decodes it
