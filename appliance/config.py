@@ -142,6 +142,10 @@ class WyomingSettings:
     max_waiting: int = 16            # client addresses waiting for a person's approval
     waiting_ttl_s: int = 3600        # a waiting address not heard from for this long is dropped
     max_stream_chars: int = 20000    # text of one synthesize-start .. synthesize-stop stream
+    max_connections: int = 64        # open Wyoming connections in all
+    max_connections_per_address: int = 16
+    first_event_s: float = 10.0      # a new connection's first whole event must arrive within this
+    idle_timeout_s: float = 120.0    # a connection with no event (and no transcript pending) this long is closed
 
 
 @dataclass(frozen=True)
