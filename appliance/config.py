@@ -28,6 +28,7 @@ class BrokerSettings:
     tls_port: int = 8883             # 0 switches the TLS listener off
     advertise_host: str = ""         # host name handed to devices; empty: this machine's address
     mosquitto: str = "mosquitto"     # broker executable
+    max_connections: int = 4000      # per listener; lowered to the broker's open-file limit minus 64
 
 
 @dataclass(frozen=True)

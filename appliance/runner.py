@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 
+from appliance import descriptors
 from appliance.config import Settings, config_path
 from appliance.integrity import Unrepairable
 from appliance.recovery import RecoveryService
@@ -128,6 +129,7 @@ def _few_malloc_arenas(arenas: int = 2) -> None:
 def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
     """Start (broker +) service + web, print where they are, wait for a signal, stop all."""
     _few_malloc_arenas()
+    settings = descriptors.fit(settings, descriptors.raise_limit())   # sockets never take Hearth's own files
     systemd = Notifier()
     lock = PidLock(settings.data_dir / "hearth.pid")
     lock.acquire()

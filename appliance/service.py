@@ -64,6 +64,7 @@ def broker_config(settings: Settings) -> BrokerConfig:
     return BrokerConfig(directory=settings.data_dir / "broker", bind=settings.broker.bind,
                         port=settings.broker.port, tls_port=settings.broker.tls_port, tls_files=tls,
                         max_packet_bytes=max(1 << 20, settings.limits.max_frame_bytes * 2),
+                        max_connections=settings.broker.max_connections,
                         username_client_ids=not settings.hermes.enabled)
 
 

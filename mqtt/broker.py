@@ -11,6 +11,7 @@ import base64
 import getpass
 import hashlib
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -64,6 +65,7 @@ class BrokerConfig:
     tls_port: int = 0
     tls_files: tuple[str, str, str] | None = None  # (cafile, certfile, keyfile)
     max_packet_bytes: int = 1 << 20
+    max_connections: int = 4000      # per listener, lowered to fit the open-file limit (connections_cap)
     user: str = ""                   # Mosquitto drops root to this user; empty: the current user
     # every listener replaces a client's id by its login name, so no login can take over another's
     # connection; off only for Hermes, whose satellites open several connections with one login
@@ -113,8 +115,18 @@ class BrokerConfig:
             lines += [*self._listener(self.tls_port), f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}"]
         return "\n".join(lines) + "\n"
 
+    def connections_cap(self) -> int:
+        """Mosquitto refuses connections past this instead of running out of files (then it can accept
+        nobody, a device reconnecting included): the open-file limit here, which its child inherits,
+        less 64 for its own files (listeners, persistence, log pipe)."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        listeners = 2 if self.tls_port and self.tls_files else 1
+        return max(16, min(self.max_connections, (soft - 64) // listeners))
+
     def _listener(self, port: int) -> list[str]:
-        lines = [f"listener {port} {self.bind}"]
+        lines = [f"listener {port} {self.bind}", f"max_connections {self.connections_cap()}"]
         if self.username_client_ids:
             lines.append("use_username_as_clientid true")
         return lines

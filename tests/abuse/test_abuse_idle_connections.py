@@ -12,6 +12,7 @@ from 127.0.0.66, everything else from 127.0.0.1.
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import select
@@ -78,6 +79,8 @@ class IdleFlood:
     def __init__(self, port: int, count: int = IDLE, source: str = ATTACKER):
         self.socks: list[socket.socket] = []
         self.closed_by_server = 0
+        # paho's loop uses select(), which takes no descriptor past 1,023: keep low ones for the devices
+        spare = [os.open("/dev/null", os.O_RDONLY) for _ in range(32)]
         for _ in range(count):
             s = socket.socket()
             s.setblocking(False)
@@ -87,6 +90,15 @@ class IdleFlood:
             except BlockingIOError:
                 pass
             self.socks.append(s)
+        for fd in spare:
+            os.close(fd)
+
+    def settle(self, refused: int, seconds: float = 10.0) -> None:
+        """Wait (bounded) until the server refused or closed `refused` of them."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and self.closed_by_server < refused:
+            self.sweep()
+            time.sleep(0.2)
 
     def sweep(self) -> int:
         """Drop the sockets the server closed (or refused); how many it still holds open."""
@@ -177,10 +189,7 @@ def test_1100_idle_connections_from_one_address(rig, target):
 
     flood = IdleFlood(port)
     try:
-        end = time.monotonic() + 10
-        while time.monotonic() < end and flood.closed_by_server < IDLE - cap:
-            flood.sweep()
-            time.sleep(0.2)
+        flood.settle(IDLE - cap)
         held_at_first = held_by_hearth(run, port)
         fds_attacked = fds(run)
         attacked = round_trips(link, clip, 5)
@@ -213,3 +222,41 @@ def run_cap(run, target: str) -> int:
     from appliance.config import WebSettings, WyomingSettings
     return WyomingSettings().max_connections_per_address if target == "wyoming" \
         else WebSettings().max_connections_per_address
+
+
+def test_1100_idle_connections_to_the_broker(rig):
+    """The checkout's broker has no per-address cap: Mosquitto has none, and Debian 12's 2.0.11
+    miscounts `max_connections` (fixed upstream in 2.0.12: a closed connection is subtracted twice,
+    so after a reload or some churn the cap no longer holds; measured here: 1,015 idle connections
+    held, 1,023 of 1,024 files). The appliance's packet filter caps connections per address
+    (docs/security.md). What holds here: the broker stays up, every device already connected keeps
+    its round trip, /health and pairing over HTTP go on; a new device's broker connection waits
+    until Mosquitto drops the silent ones (about 90 s without CONNECT)."""
+    run, http, link, clip, tmp = rig
+    port = run.broker_port
+    broker = next(p for p in psutil.Process(run.proc.pid).children(recursive=True) if "mosquitto" in p.name())
+    cap = int(re.search(r"^max_connections (\d+)$", (run.data / "broker" / "mosquitto.conf").read_text(), re.M)[1])
+    quiet = round_trips(link, clip, 5)
+    quiet_health = health_times(run, 5)
+    flood = IdleFlood(port)
+    try:
+        flood.settle(IDLE - cap)
+        attacked = round_trips(link, clip, 5)
+        attacked_health = health_times(run, 10)
+        broker_fds = broker.num_fds()
+        code = requests.get(f"{run.base}/v1/device/code", params={"state": "idle-mqtt", "name": "Newcomer"}, timeout=5)
+        try:
+            with DeviceLink(pair(run, http, "New-mqtt")) as fresh:
+                round_trips(fresh, clip, 1)
+                newcomer = "connected and spoke"
+        except Exception as exc:            # expected in a checkout while the flood holds the slots
+            newcomer = f"refused ({type(exc).__name__})"
+        flood.sweep()
+    finally:
+        flood.close()
+    print(f"mqtt: cap {cap}; bystander quiet {statistics.median(quiet) * 1000:.0f} ms, attacked "
+          f"{statistics.median(attacked) * 1000:.0f} ms; /health max {max(attacked_health) * 1000:.0f} ms; "
+          f"broker fds {broker_fds}; {flood.closed_by_server} refused; a new device: {newcomer}")
+    assert statistics.median(attacked) <= 2 * statistics.median(quiet), (quiet, attacked)
+    assert max(attacked_health) < 2.0 and code.status_code == 200
+    assert broker.is_running() and broker_fds > cap // 2                    # positive control: the flood was real
