@@ -32,7 +32,7 @@ from appliance.tts.cache import PhraseCache
 from appliance.tts.speaker import Speaker
 from appliance.tts.voices import Voices
 from mqtt import topics
-from mqtt.broker import SERVICE_USER, Account, BrokerConfig, write_files
+from mqtt.broker import READER_USER, SERVICE_USER, Account, BrokerConfig, write_files
 from mqtt.client import Connection, Credentials
 from mqtt.messages import ServerInfo
 
@@ -90,11 +90,16 @@ class Service:
                                                                      Registry(self.store).broker_accounts]
         self._stoppers: list[Callable[[], None]] = []
         self.conn: Connection | None = None
+        self.reports: Connection | None = None
         self.startup_notes: list[str] = []     # lines `hearth run` prints once (e.g. a new admin password)
         if self.repair:
             self.startup_notes.append(f"registry restored: {self.repair.describe()}")
         # what the rooms (ROOMS) add in their install(service): topics to subscribe, web routes, hooks
         self.subscriptions: list[str | tuple[str, int]] = list(topics.SUBSCRIPTIONS)   # bare: read at QoS 0
+        # devices' reports that may come in floods and wait a moment (firmware state/progress/result):
+        # read on a second connection, so a flood fills only that connection's queue at the broker,
+        # never the one that carries audio and control messages
+        self.report_subscriptions: list[str] = []
         self.web_installers: list[Callable] = []      # fn(app: bottle.Bottle) -> None
         self.after_connect: list[Callable[[], None]] = []   # on every (re)connect to the broker
         self.after_start: list[Callable[[], None]] = []
@@ -163,6 +168,11 @@ class Service:
                                will=(topics.server_info(), offline, 1, True),
                                on_connected=self._announce, read_qos=0)
         self.conn.start()
+        if self.report_subscriptions:
+            reader = self.accounts.login(READER_USER)
+            self.reports = Connection(Credentials(creds.host, creds.port, reader.username, reader.password),
+                                      self.inbound, self.report_subscriptions,
+                                      client_id=f"hearth-{secrets.token_hex(12)}", read_qos=0).start()
         self._stoppers.insert(0, self._disconnect)
 
     def _announce(self) -> None:
@@ -171,6 +181,8 @@ class Service:
             hook()
 
     def _disconnect(self) -> None:
+        if self.reports:
+            self.reports.stop()
         if self.conn:
             self._publish(topics.server_info(), self.server_info(online=False).to_payload(), 1, True)
             self.conn.stop()

@@ -25,6 +25,7 @@ from pathlib import Path
 from mqtt import broker_log, persistence
 
 SERVICE_USER = "hearth"
+READER_USER = "hearth-reports"      # the service's second connection: reads devices' reports, publishes nothing
 
 
 class BrokerError(RuntimeError):
@@ -33,7 +34,7 @@ class BrokerError(RuntimeError):
 
 @dataclass(frozen=True)
 class Account:
-    """A broker login. `kind` is service | device | helper | client | hermes."""
+    """A broker login. `kind` is service | reader | device | helper | client | hermes."""
 
     username: str
     password_hash: str               # Mosquitto's $7$ PBKDF2-SHA512 form
@@ -138,6 +139,8 @@ def render_acl(accounts: list[Account]) -> str:
         lines.append(f"user {acc.username}")
         if acc.kind == "service":
             lines.append("topic readwrite #")
+        elif acc.kind == "reader":
+            lines.append("topic read #")
         if acc.device_type:
             lines.append(f"topic read hearth/type/{acc.device_type}/#")
         lines += [f"topic read {t}" for t in acc.extra_read]
