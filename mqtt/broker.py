@@ -179,6 +179,21 @@ def write_files(config: BrokerConfig, accounts: list[Account]) -> None:
     _write_private(config.conf, config.render())
 
 
+def usage(config: BrokerConfig) -> dict:
+    """What the broker holds: its memory (resident, from its pid file) and its persistence file on
+    disk; None where not known (not running, another user's process). Retained messages live in both."""
+    import psutil
+    try:
+        memory = psutil.Process(int(config.pid_file.read_text().split()[0])).memory_info().rss
+    except (OSError, ValueError, IndexError, psutil.Error):
+        memory = None
+    try:
+        db = (config.persistence / "mosquitto.db").stat().st_size
+    except OSError:
+        db = 0
+    return {"memory_bytes": memory, "db_bytes": db}
+
+
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
