@@ -14,6 +14,8 @@ import signal
 import time
 from collections.abc import Callable
 
+from paho.mqtt.client import topic_matches_sub
+
 from appliance.accounts import LocalAccounts
 from appliance.chores import Chores
 from appliance.config import Settings
@@ -23,6 +25,7 @@ from appliance.inbound import Inbound
 from appliance.integrity import Integrity
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
+from appliance.retained import Sweeper
 from appliance.sessions import SessionManager
 from appliance.storage import Disk
 from appliance.store import Store
@@ -168,12 +171,19 @@ class Service:
                                will=(topics.server_info(), offline, 1, True),
                                on_connected=self._announce, read_qos=0)
         self.conn.start()
-        if self.report_subscriptions:
-            reader = self.accounts.login(READER_USER)
-            self.reports = Connection(Credentials(creds.host, creds.port, reader.username, reader.password),
-                                      self.inbound, self.report_subscriptions,
-                                      client_id=f"hearth-{secrets.token_hex(12)}", read_qos=0).start()
+        reader = self.accounts.login(READER_USER)
+        self.retained = Sweeper(self._publish, self.metrics, self.settings.limits.max_json_bytes)
+        self.reports = Connection(Credentials(creds.host, creds.port, reader.username, reader.password),
+                                  self._on_report, self.report_subscriptions,
+                                  client_id=f"hearth-{secrets.token_hex(12)}", read_qos=0,
+                                  on_retained=self.retained.on_retained).start()
+        self.retained.start(self.reports)
         self._stoppers.insert(0, self._disconnect)
+
+    def _on_report(self, topic: str, payload: bytes) -> None:
+        """The report connection: its own topics go in; what a retained sweep brought in live, not."""
+        if any(topic_matches_sub(sub, topic) for sub in self.report_subscriptions):
+            self.inbound(topic, payload)
 
     def _announce(self) -> None:
         self._publish(topics.server_info(), self.server_info().to_payload(), 1, True)
@@ -182,6 +192,7 @@ class Service:
 
     def _disconnect(self) -> None:
         if self.reports:
+            self.retained.stop()
             self.reports.stop()
         if self.conn:
             self._publish(topics.server_info(), self.server_info(online=False).to_payload(), 1, True)

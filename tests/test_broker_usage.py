@@ -31,3 +31,49 @@ def test_health_and_metrics_show_the_brokers_memory_and_a_retained_fill(hearth):
         for i in range(40):
             filler.publish(f"hearth/retained-filler/junk/{i}", b"", 1, True)
         filler.stop()
+
+
+def _retained(hearth, pattern: str, wait_s: float = 1.0) -> dict[str, int]:
+    """Topic -> size of every retained message under `pattern`, as a new subscriber gets them."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from mqtt.broker import Account, hash_password, new_password
+    password = new_password()                  # a read-everything login, as the service's report connection has
+    hearth.test_accounts["retained-probe"] = Account("retained-probe", hash_password(password), "reader")
+    hearth.service.sync_broker()
+    got: dict[str, int] = {}
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id="retained-probe")
+    c.username_pw_set("retained-probe", password)
+    c.on_message = lambda _c, _u, m: got.__setitem__(m.topic, len(m.payload)) if m.retain else None
+    c.connect("127.0.0.1", hearth.settings.broker.port)
+    c.loop_start()
+    time.sleep(0.3)
+    c.subscribe(pattern, qos=0)
+    time.sleep(wait_s)
+    c.loop_stop()
+    c.disconnect()
+    return got
+
+
+def test_retained_messages_no_device_may_keep_are_cleared(hearth):
+    from appliance.retained import keep
+    filler = Connection(hearth.credentials("retained-filler2"), lambda t, p: None).start()
+    status = b'{"type":"device-status","v":1,"online":true}'
+    try:
+        filler.publish("hearth/retained-filler2/status", status, 1, True)                 # allowed: kept
+        filler.publish("hearth/retained-filler2/firmware/state", b"x" * (100 << 10), 1, True)   # allowed topic, too big
+        for i in range(30):
+            filler.publish(f"hearth/retained-filler2/junk/{i}", b"x" * (256 << 10), 1, True)
+        time.sleep(0.5)
+        # the probe is the admin's view: hearth's own login reads everything
+        assert len(_retained(hearth, "hearth/retained-filler2/#")) == 32               # positive control: stored
+        hearth.service.retained.sweep()
+        time.sleep(0.5)
+        left = _retained(hearth, "hearth/retained-filler2/#")
+        assert left == {"hearth/retained-filler2/status": len(status)}, left
+        assert hearth.service.metrics.counters["hearth_retained_cleared_total"] >= 31
+        ours = _retained(hearth, "hearth/server/#")                                      # the service's own stay
+        assert "hearth/server/info" in ours
+        assert keep("hearth/x/settings", 100, 4096) and not keep("hearth/x/junk", 10, 4096)
+    finally:
+        filler.stop()
