@@ -5,7 +5,7 @@ every retained message in memory and in mosquitto.db (200 of 1 MB from one devic
 10 -> 201 MiB, mosquitto.db 0 -> 190 MiB). Every `SWEEP_EVERY_S` the service's report connection
 subscribes to `hearth/#` for a moment: the broker hands it every retained message (flagged retained,
 MQTT 3.1.1), and each one that no protocol table marks retained, or that is larger than
-`[limits] max_json_bytes`, is cleared (an empty retained message on its topic) and counted in
+`[limits] max_json_bytes` (256 KiB on the service's own retained topics), is cleared (an empty retained message on its topic) and counted in
 `hearth_retained_cleared_total`. Live messages seen meanwhile are ignored.
 """
 
@@ -28,12 +28,15 @@ def _pattern(topic: str) -> re.Pattern:
                                      for part in topic.split("/")) + "$")
 
 
-RETAINED = [_pattern(t) for t, (_, _, retained, _) in all_topics().items() if retained]
+SERVICE_MAX_BYTES = 256 << 10      # what the service itself retains (settings, firmware offers with notes)
+# the protocol's retained topics, each with its size limit (None: the device's, [limits] max_json_bytes)
+RETAINED = [(_pattern(t), SERVICE_MAX_BYTES if direction.startswith("hearth ->") else None)
+            for t, (direction, _, retained, _) in all_topics().items() if retained]
 
 
 def keep(topic: str, size: int, max_bytes: int) -> bool:
     """A retained message the protocol has (status, settings, offers, ...), and small."""
-    return size <= max_bytes and any(p.match(topic) for p in RETAINED)
+    return any(p.match(topic) and size <= (limit or max_bytes) for p, limit in RETAINED)
 
 
 class Sweeper:

@@ -75,5 +75,6 @@ def test_retained_messages_no_device_may_keep_are_cleared(hearth):
         ours = _retained(hearth, "hearth/server/#")                                      # the service's own stay
         assert "hearth/server/info" in ours
         assert keep("hearth/x/settings", 100, 4096) and not keep("hearth/x/junk", 10, 4096)
+        assert keep("hearth/x/firmware/offer", 20000, 4096) and not keep("hearth/x/status", 20000, 4096)
     finally:
         filler.stop()
