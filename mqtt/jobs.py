@@ -157,7 +157,7 @@ class SttJob:
             raise ProtocolError("bad_message", "stt job: header length is wrong")
         try:
             head = json.loads(payload[2:2 + n])
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise ProtocolError("bad_json", "stt job: header is not JSON") from None
         if not isinstance(head, dict):
             raise ProtocolError("bad_message", "stt job: header must be a JSON object")

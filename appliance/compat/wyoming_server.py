@@ -75,8 +75,8 @@ async def read_event(reader: asyncio.StreamReader, max_payload: int) -> Event | 
         payload_length = int(header.get("payload_length") or 0)
         if not isinstance(kind, str) or not isinstance(data, dict):
             raise TypeError("type must be a string and data an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BadEvent(f"bad event header ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise BadEvent(f"bad event header ({exc!r:.200})") from None
     if not 0 <= data_length <= MAX_DATA_BYTES or not 0 <= payload_length <= max_payload:
         raise BadEvent(f"{kind}: data_length {data_length} / payload_length {payload_length} over the limits "
                        f"({MAX_DATA_BYTES} / {max_payload} bytes)")
@@ -89,8 +89,8 @@ async def read_event(reader: asyncio.StreamReader, max_payload: int) -> Event | 
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         raise BadEvent(f"{kind}: connection closed inside the event") from None
-    except ValueError as exc:
-        raise BadEvent(f"{kind}: data is not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadEvent(f"{kind}: data is not JSON ({exc!r:.200})") from None
     return Event(type=kind, data=data, payload=payload)
 
 
