@@ -69,6 +69,26 @@ def test_codes_expire(tmp_path):
     store.close()
 
 
+def test_a_repeated_request_keeps_its_first_expiry(tmp_path):
+    """Asking again replaces the waiting request but never pushes its expiry back: one request per
+    address every few minutes must not hold a place in the list for ever."""
+    settings = make_settings(tmp_path, devices={"code_ttl_s": 2})
+    store = Store(tmp_path / "hearth.db")
+    devices = Devices(store, settings)
+    devices.request_code("s", "10.0.0.9", "satellite", "", "Kitchen")
+    first = devices.pending()[0]
+    time.sleep(1.2)
+    devices.request_code("s", "10.0.0.9", "satellite", "", "Kitchen")          # the same request again
+    again = devices.pending()
+    assert len(again) == 1 and again[0].asked == 2
+    assert again[0].expires == first.expires and again[0].created == first.created
+    time.sleep(first.expires - time.time() + 0.1)
+    assert devices.pending() == []                                            # gone at the first expiry
+    devices.request_code("s", "10.0.0.9", "satellite", "", "Kitchen")          # after it: a fresh request
+    assert devices.pending()[0].expires > first.expires
+    store.close()
+
+
 def test_code_requests_are_rate_limited_per_client(tmp_path):
     settings = make_settings(tmp_path, devices={"code_rate_per_min": 3})
     store = Store(tmp_path / "hearth.db")

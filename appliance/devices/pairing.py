@@ -139,10 +139,14 @@ class Pairing:
                 code = new_code()
                 if not list(tx.query("select 1 from devices_codes where code = ?", [code])):
                     break
+            # a repeat keeps the first request's place and expiry: asking again every few minutes must
+            # not hold a slot of the list for ever (7 addresses once kept a real device out that way)
+            first = min(repeats, key=lambda r: r["created"]) if repeats else None
             tx["devices_codes"].insert({
                 "code": code, "token_hash": digest(token), "state": state, "client_addr": client_addr,
                 "device_type": device_type, "platform": platform, "name": name,
-                "created": now, "expires": now + self.settings.code_ttl_s,
+                "created": first["created"] if first else now,
+                "expires": first["expires"] if first else now + self.settings.code_ttl_s,
                 "asked": 1 + sum(r["asked"] for r in repeats)})
         return code, token
 
