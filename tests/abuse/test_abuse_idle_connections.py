@@ -64,6 +64,8 @@ def rig(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("idle")
     run = LimitedRun(tmp / "var", wyoming={"enabled": True, "bind": "127.0.0.1", "port": free_port()}).start(timeout=120)
     http = sign_in(run.base, run.admin_password)
+    assert (run.data.stat().st_mode & 0o777) == 0o700                       # private whatever the umask
+    assert ((run.data / "hearth.db").stat().st_mode & 0o777) == 0o600
     link = DeviceLink(pair(run, http, "Bystander")).__enter__()
     clip = abuse.make_clip(None, abuse.B_TEXT, "espeak", tmp / "b.wav")
     round_trips(link, clip, 1)                      # warm-up: the first decode pays for loading
