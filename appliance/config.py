@@ -153,6 +153,7 @@ class WyomingSettings:
 class HermesSettings:
     enabled: bool = False
     wake: bool = True                # detect the wake word in Hermes satellites' streamed audio
+    max_sites: int = 8               # Hermes sites listening at once: the one Hermes login's share of the sessions
 
 
 @dataclass(frozen=True)
