@@ -139,3 +139,26 @@ def test_a_rogue_helper_racing_every_job_is_never_believed_and_is_named(rig):
     assert rogue.id not in [x["id"] for x in h.service.helpers.roster.list()]
     assert "kitchen light" in utter(link, clip).final.text.lower()          # the honest path goes on
     rogue.conn.stop()
+
+
+def test_a_helper_login_cannot_open_a_wake_word_stream(rig):
+    """A helper is not a voice device: its `wake/start` never reaches the service (the ACL denies its
+    own wake/#), so it opens no stream and gets no `feedback`. Control: a device's does open one."""
+    from mqtt import topics
+    from mqtt import wake as w
+    h, _, _ = rig
+    streams = h.service.satellites.worker.streams
+    start = w.WakeStart(stream="probe").to_payload()
+    spy = Rogue(h, "wake-spy")
+    spy.conn.publish(topics.device(spy.id, "wake", "start"), start, 1)
+    link = h.device("wake-control")
+    link.publish(topics.device(link.device, "wake", "start"), start)
+    end = time.monotonic() + 5
+    while time.monotonic() < end and link.device not in streams:
+        time.sleep(0.05)
+    assert link.device in streams                                 # positive control: a device's start works
+    time.sleep(0.5)
+    assert spy.id not in streams
+    assert not [t for t, _ in spy.got if t.endswith("/feedback")]
+    link.publish(topics.device(link.device, "wake", "end"), w.WakeEnd(stream="probe").to_payload())
+    spy.conn.stop()
