@@ -261,4 +261,5 @@ def test_1100_idle_connections_to_the_broker(rig):
           f"broker fds {broker_fds}; {flood.closed_by_server} refused; a new device: {newcomer}")
     assert statistics.median(attacked) <= 2 * statistics.median(quiet), (quiet, attacked)
     assert max(attacked_health) < 2.0 and code.status_code == 200
-    assert broker.is_running() and broker_fds > cap // 2                    # positive control: the flood was real
+    # positive control: the flood was real (Mosquitto accepts through a 100-deep queue, so it trickles in)
+    assert broker.is_running() and broker_fds > 256
