@@ -58,8 +58,9 @@ need_venv() {
     echo "$want" > "$stamp"
 }
 
-# The image tier also makes and checks update bundles (RAUC needs squashfs-tools) and logs in over SSH.
-IMAGE_TEST_DEBS=(rauc:rauc mksquashfs:squashfs-tools ssh:openssh-client)
+# The image tier also makes and checks update bundles (RAUC needs squashfs-tools), logs in over SSH
+# and loads the packet filter (nftables) into a namespace of its own.
+IMAGE_TEST_DEBS=(rauc:rauc mksquashfs:squashfs-tools ssh:openssh-client nft:nftables)
 
 cmd=${1:-help}; shift || true
 case $cmd in

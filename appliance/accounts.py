@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.storage import atomic_write
-from mqtt.broker import SERVICE_USER, Account, hash_password, new_password
+from mqtt.broker import READER_USER, SERVICE_USER, Account, hash_password, new_password
 
 CLI_USER = "hearth-cli"
 
@@ -35,7 +35,7 @@ class LocalAccounts:
     def ensure(self) -> dict:
         data = self._read()
         changed = False
-        for user, kind in ((SERVICE_USER, "service"), (CLI_USER, "client")):
+        for user, kind in ((SERVICE_USER, "service"), (READER_USER, "reader"), (CLI_USER, "client")):
             if user not in data:
                 pw = new_password()
                 data[user] = {"password": pw, "hash": hash_password(pw), "kind": kind}

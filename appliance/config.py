@@ -28,6 +28,7 @@ class BrokerSettings:
     tls_port: int = 8883             # 0 switches the TLS listener off
     advertise_host: str = ""         # host name handed to devices; empty: this machine's address
     mosquitto: str = "mosquitto"     # broker executable
+    max_connections: int = 4000      # per listener; lowered to the broker's open-file limit minus 64
 
 
 @dataclass(frozen=True)
@@ -144,12 +145,17 @@ class WyomingSettings:
     max_waiting: int = 16            # client addresses waiting for a person's approval
     waiting_ttl_s: int = 3600        # a waiting address not heard from for this long is dropped
     max_stream_chars: int = 20000    # text of one synthesize-start .. synthesize-stop stream
+    max_connections: int = 64        # open Wyoming connections in all
+    max_connections_per_address: int = 16
+    first_event_s: float = 10.0      # a new connection's first whole event must arrive within this
+    idle_timeout_s: float = 120.0    # a connection with no event (and no transcript pending) this long is closed
 
 
 @dataclass(frozen=True)
 class HermesSettings:
     enabled: bool = False
     wake: bool = True                # detect the wake word in Hermes satellites' streamed audio
+    max_sites: int = 8               # Hermes sites listening at once: the one Hermes login's share of the sessions
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,7 @@ class UpdateSettings:
 @dataclass(frozen=True)
 class HelpersSettings:
     enabled: bool = True             # hand final decodes to helpers (other machines) when one is online
-    take_jobs: bool = True           # the box's own engine takes jobs from the same shared group
+    take_jobs: bool = True           # the box's own engine is one more taker the box chooses from
     model: str = ""                  # the model finals ask for; empty: the box's own model
     take_ms: int = 1000              # no helper said it took a job within this: the box decodes it itself
     deadline_ms: int = 3000          # a helper that took a job must answer within this, else the box decodes it

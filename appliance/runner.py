@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 
+from appliance import descriptors
 from appliance.config import Settings, config_path
 from appliance.integrity import Unrepairable
 from appliance.recovery import RecoveryService
@@ -45,9 +46,32 @@ def lan_address(bind: str) -> str:
     return "127.0.0.1"
 
 
+def private(data_dir: Path) -> None:
+    """The data directory is Hearth's alone, whatever umask it was started with: the folder 0700 and
+    what is in it 0600 (0700 folders), and everything Hearth creates from now on too (umask 077).
+    Another local user could otherwise read hearth.db (the helpers' group secret once) in a
+    checkout's ./var, or hold a read lock on service.lock and delay Hearth's start at will."""
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    for root, folders, files in os.walk(data_dir):
+        for name in folders:
+            _chmod(os.path.join(root, name), 0o700)
+        for name in files:
+            _chmod(os.path.join(root, name), 0o600)
+
+
+def _chmod(path: str, mode: int) -> None:
+    try:
+        if not os.path.islink(path) and os.stat(path).st_mode & 0o777 & ~mode:
+            os.chmod(path, mode)
+    except OSError:                     # vanished meanwhile, or the broker's own (another user's)
+        pass
+
+
 def setup(settings: Settings) -> Service | None:
     """Idempotent first-start work: data directory, default config file, broker logins and files."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private(settings.data_dir)
     cfg = config_path(settings.data_dir)
     if not cfg.exists() and not os.environ.get("HEARTH_CONFIG"):
         atomic_write(cfg, _DEFAULT_CONFIG, settings.data_dir)
@@ -128,7 +152,9 @@ def _few_malloc_arenas(arenas: int = 2) -> None:
 def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
     """Start (broker +) service + web, print where they are, wait for a signal, stop all."""
     _few_malloc_arenas()
+    settings = descriptors.fit(settings, descriptors.raise_limit())   # sockets never take Hearth's own files
     systemd = Notifier()
+    private(settings.data_dir)
     lock = PidLock(settings.data_dir / "hearth.pid")
     lock.acquire()
     stop = threading.Event()

@@ -15,6 +15,8 @@ import signal
 import time
 from collections.abc import Callable
 
+from paho.mqtt.client import topic_matches_sub
+
 from appliance.accounts import LocalAccounts
 from appliance.chores import Chores
 from appliance.config import Settings
@@ -24,6 +26,7 @@ from appliance.inbound import Inbound
 from appliance.integrity import Integrity
 from appliance.metrics import Metrics
 from appliance.outbound import Replies
+from appliance.retained import Sweeper
 from appliance.sessions import SessionManager
 from appliance.storage import Disk
 from appliance.store import Store
@@ -35,7 +38,7 @@ from appliance.tts.cache import PhraseCache
 from appliance.tts.speaker import Speaker
 from appliance.tts.voices import Voices
 from mqtt import topics
-from mqtt.broker import SERVICE_USER, Account, BrokerConfig, write_files
+from mqtt.broker import READER_USER, SERVICE_USER, Account, BrokerConfig, write_files
 from mqtt.client import Connection, Credentials
 from mqtt.messages import ServerInfo
 
@@ -67,6 +70,7 @@ def broker_config(settings: Settings) -> BrokerConfig:
     return BrokerConfig(directory=settings.data_dir / "broker", bind=settings.broker.bind,
                         port=settings.broker.port, tls_port=settings.broker.tls_port, tls_files=tls,
                         max_packet_bytes=max(1 << 20, settings.limits.max_frame_bytes * 2),
+                        max_connections=settings.broker.max_connections,
                         username_client_ids=not settings.hermes.enabled)
 
 
@@ -92,11 +96,16 @@ class Service:
                                                                      Registry(self.store).broker_accounts]
         self._stoppers: list[Callable[[], None]] = []
         self.conn: Connection | None = None
+        self.reports: Connection | None = None
         self.startup_notes: list[str] = []     # lines `hearth run` prints once (e.g. a new admin password)
         if self.repair:
             self.startup_notes.append(f"registry restored: {self.repair.describe()}")
         # what the rooms (ROOMS) add in their install(service): topics to subscribe, web routes, hooks
         self.subscriptions: list[str | tuple[str, int]] = list(topics.SUBSCRIPTIONS)   # bare: read at QoS 0
+        # devices' reports that may come in floods and wait a moment (firmware state/progress/result):
+        # read on a second connection, so a flood fills only that connection's queue at the broker,
+        # never the one that carries audio and control messages
+        self.report_subscriptions: list[str] = []
         self.web_installers: list[Callable] = []      # fn(app: bottle.Bottle) -> None
         self.after_connect: list[Callable[[], None]] = []   # on every (re)connect to the broker
         self.after_start: list[Callable[[], None]] = []
@@ -190,7 +199,19 @@ class Service:
                                will=(topics.server_info(), offline, 1, True),
                                on_connected=self._announce, read_qos=0)
         self.conn.start()
+        reader = self.accounts.login(READER_USER)
+        self.retained = Sweeper(self._publish, self.metrics, self.settings.limits.max_json_bytes)
+        self.reports = Connection(Credentials(creds.host, creds.port, reader.username, reader.password),
+                                  self._on_report, self.report_subscriptions,
+                                  client_id=f"hearth-{secrets.token_hex(12)}", read_qos=0,
+                                  on_retained=self.retained.on_retained).start()
+        self.retained.start(self.reports)
         self._stoppers.insert(0, self._disconnect)
+
+    def _on_report(self, topic: str, payload: bytes) -> None:
+        """The report connection: its own topics go in; what a retained sweep brought in live, not."""
+        if any(topic_matches_sub(sub, topic) for sub in self.report_subscriptions):
+            self.inbound(topic, payload)
 
     def _announce(self) -> None:
         self._publish(topics.server_info(), self.server_info().to_payload(), 1, True)
@@ -198,6 +219,9 @@ class Service:
             hook()
 
     def _disconnect(self) -> None:
+        if self.reports:
+            self.retained.stop()
+            self.reports.stop()
         if self.conn:
             self._publish(topics.server_info(), self.server_info(online=False).to_payload(), 1, True)
             self.conn.stop()

@@ -190,7 +190,7 @@ def section(f: dict) -> str:
         "# Benchmarks: helpers",
         "",
         "Written by `./build.sh bench helpers` (bench/helpers.py). The box is `hearth run` (tiny.en, its own "
-        "engine in the shared group, `helpers.take_jobs = true`); each helper is `hearth helper run` with the "
+        "engine one more taker, `helpers.take_jobs = true`); each helper is `hearth helper run` with the "
         "bundled tiny.en on one thread, paired with `hearth helper join`. **Everything shares this machine's "
         f"{os.cpu_count()} cores**: a helper here adds a worker, not a core; on a second machine (a GPU PC) "
         "the decode itself is what gets faster.",
@@ -210,8 +210,8 @@ def section(f: dict) -> str:
                      f"{len(c['failed'])} of {c['utterances'] + len(c['failed'])} | {per} |")
     lines += [
         "",
-        "(The box's own share of the jobs is the rest: Mosquitto hands jobs to the group's members in turn, "
-        "whatever each one's speed.)",
+        "(The box's own share of the jobs is the rest: the box gives each job to the taker with the fewest "
+        "jobs out for its capacity, whatever each one's speed.)",
         "",
         "## One job on the wire",
         "",

@@ -287,6 +287,10 @@ class FirmwareCache:
         except ProtocolError as exc:
             self.announcer.send(error_topic(device), Error.of(exc).to_payload(), retain=False)
             return
+        self.apply_report(device, msg)
+
+    def apply_report(self, device: str, msg) -> None:
+        """A checked report into the registry (registry writes: never on the MQTT network thread)."""
         match msg:
             case fw.FirmwareState():
                 self.registry.set_device(device, msg.device_type, version=msg.version, error="")

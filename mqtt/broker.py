@@ -11,6 +11,7 @@ import base64
 import getpass
 import hashlib
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -24,6 +25,7 @@ from pathlib import Path
 from mqtt import broker_log, persistence
 
 SERVICE_USER = "hearth"
+READER_USER = "hearth-reports"      # the service's second connection: reads devices' reports, publishes nothing
 
 
 class BrokerError(RuntimeError):
@@ -32,7 +34,7 @@ class BrokerError(RuntimeError):
 
 @dataclass(frozen=True)
 class Account:
-    """A broker login. `kind` is service | device | helper | client | hermes."""
+    """A broker login. `kind` is service | reader | device | helper | client | hermes."""
 
     username: str
     password_hash: str               # Mosquitto's $7$ PBKDF2-SHA512 form
@@ -65,6 +67,7 @@ class BrokerConfig:
     tls_port: int = 0
     tls_files: tuple[str, str, str] | None = None  # (cafile, certfile, keyfile)
     max_packet_bytes: int = 1 << 20
+    max_connections: int = 4000      # per listener, lowered to fit the open-file limit (connections_cap)
     user: str = ""                   # Mosquitto drops root to this user; empty: the current user
     # every listener replaces a client's id by its login name, so no login can take over another's
     # connection; off only for Hermes, whose satellites open several connections with one login
@@ -114,8 +117,18 @@ class BrokerConfig:
             lines += [*self._listener(self.tls_port), f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}"]
         return "\n".join(lines) + "\n"
 
+    def connections_cap(self) -> int:
+        """Mosquitto refuses connections past this instead of running out of files (then it can accept
+        nobody, a device reconnecting included): the open-file limit here, which its child inherits,
+        less 64 for its own files (listeners, persistence, log pipe)."""
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        listeners = 2 if self.tls_port and self.tls_files else 1
+        return max(16, min(self.max_connections, (soft - 64) // listeners))
+
     def _listener(self, port: int) -> list[str]:
-        lines = [f"listener {port} {self.bind}"]
+        lines = [f"listener {port} {self.bind}", f"max_connections {self.connections_cap()}"]
         if self.username_client_ids:
             lines.append("use_username_as_clientid true")
         return lines
@@ -129,6 +142,8 @@ def render_acl(accounts: list[Account]) -> str:
         lines.append(f"user {acc.username}")
         if acc.kind == "service":
             lines.append("topic readwrite #")
+        elif acc.kind == "reader":
+            lines.append("topic read #")
         if acc.device_type:
             lines.append(f"topic read hearth/type/{acc.device_type}/#")
         lines += [f"topic read {t}" for t in acc.extra_read]
@@ -165,6 +180,21 @@ def write_files(config: BrokerConfig, accounts: list[Account]) -> None:
     _write_private(config.passwd, render_passwd(accounts))
     _write_private(config.acl, render_acl(accounts))
     _write_private(config.conf, config.render())
+
+
+def usage(config: BrokerConfig) -> dict:
+    """What the broker holds: its memory (resident, from its pid file) and its persistence file on
+    disk; None where not known (not running, another user's process). Retained messages live in both."""
+    import psutil
+    try:
+        memory = psutil.Process(int(config.pid_file.read_text().split()[0])).memory_info().rss
+    except (OSError, ValueError, IndexError, psutil.Error):
+        memory = None
+    try:
+        db = (config.persistence / "mosquitto.db").stat().st_size
+    except OSError:
+        db = 0
+    return {"memory_bytes": memory, "db_bytes": db}
 
 
 def port_open(host: str, port: int, timeout: float = 0.2) -> bool:

@@ -54,6 +54,7 @@ class Connection:
         on_connected: Callable[[], None] | None = None,
         read_qos: int = 1,
         on_refused: Callable[[str], None] | None = None,
+        on_retained: Callable[[str, bytes], bool] | None = None,
     ):
         self.creds = creds
         self._handler = on_message
@@ -61,6 +62,7 @@ class Connection:
         self._read_qos = read_qos         # QoS of a subscription given as a bare topic
         self._on_connected = on_connected
         self._on_refused = on_refused     # fn(reason) when the broker refuses a (re)connect (network thread)
+        self._on_retained = on_retained   # a retained message goes here first; True: it was handled
         self.connected = threading.Event()
         self._refused: str | None = None
         self._stopping = False
@@ -107,6 +109,8 @@ class Connection:
 
     def _message(self, client, userdata, msg):
         try:
+            if msg.retain and self._on_retained is not None and self._on_retained(msg.topic, msg.payload):
+                return
             self._handler(msg.topic, msg.payload)
         except Exception:  # a handler bug must not kill the network thread
             log.exception("handler failed for %s", msg.topic)

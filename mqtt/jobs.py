@@ -1,17 +1,17 @@
-"""Work for helpers: speech jobs on the broker, taken through a shared subscription.
+"""Work for helpers: speech jobs on the broker, each sent to the one helper the box chose.
 
-The box publishes each final decode it hands out on `hearth/jobs/v1/stt/<model>` (QoS 1), one
-topic per model, so a job that asks for a model reaches only helpers that offer it. Every helper
-of that model (and the box's own engine, when it takes jobs) subscribes through
-`$share/<group>/...`: Mosquitto hands each job to one member. The group name is a secret the box
-publishes retained on `hearth/jobs/v1/info`, which only helpers and the service may read: a
-device login that joined a known group would be handed jobs it may not read, and Mosquitto drops
-those (measured here with 2.0.11: every second job lost).
+The box picks a taker for each final decode it hands out (a helper online with the asked model,
+or its own engine) and publishes the job on that helper's own job topic,
+`hearth/jobs/v2/<helper>/stt` (QoS 1). The broker lets each helper login read only its own job
+topic (and the retained `hearth/jobs/v1/info`), so a helper never sees another's jobs or audio.
+Jobs protocol 1 used one shared subscription for all helpers: Mosquitto's ACL cannot tell a
+`$share/...` subscription from a plain one, so any helper could read every job and answer first.
 
 A helper answers on its own topics (the broker's `hearth/%u/#` rule names the sender):
 `helper/taken` when a job reaches it, `helper/result` when it is done, and its offer, retained,
-with an `online: false` last will. A job's payload is binary: a 2-byte big-endian header length,
-a JSON header, then 16 kHz mono s16le PCM.
+with an `online: false` last will. The box believes an answer only from the login it sent that job
+to. A job's payload is binary: a 2-byte big-endian header length, a JSON header, then 16 kHz mono
+s16le PCM.
 """
 
 from __future__ import annotations
@@ -25,16 +25,19 @@ from typing import ClassVar
 from mqtt.messages import Message, ProtocolError
 from mqtt.topics import PREFIX, REF_ID, device
 
-JOBS_VERSION = 1                     # the jobs protocol; a topic level, so other versions never meet
+JOBS_VERSION = 2                     # the jobs protocol; a topic level, so other versions never meet
 HELPER_TYPE = "helper"               # the device type a helper pairs as
 JOBS_ROOT = f"{PREFIX}/jobs/v{JOBS_VERSION}"
+# where a helper of every jobs version looks first (protocol 1 read it too): it never moves, so an
+# old helper reads the box's version and says what to update
+INFO = f"{PREFIX}/jobs/v1/info"
 MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_TEXT = 4000                      # characters of one transcript
 MAX_HEADER = 1024
 
 TOPICS: dict[str, tuple[str, int, bool, str]] = {
-    "hearth/jobs/v1/info": ("hearth -> helpers", 1, True, "JobsInfo (the shared group's name)"),
-    "hearth/jobs/v1/stt/<model>": ("hearth -> one helper ($share)", 1, False, "SttJob (binary header + PCM)"),
+    "hearth/jobs/v1/info": ("hearth -> helpers", 1, True, "JobsInfo (the box's jobs protocol)"),
+    "hearth/jobs/v2/<helper>/stt": ("hearth -> the helper it chose", 1, False, "SttJob (binary header + PCM)"),
     "hearth/<helper>/helper/offer": ("helper -> hearth", 1, True, "HelperOffer (also its last will)"),
     "hearth/<helper>/helper/taken": ("helper -> hearth", 1, False, "JobTaken"),
     "hearth/<helper>/helper/result": ("helper -> hearth", 1, False, "JobResult"),
@@ -47,18 +50,18 @@ TOPICS: dict[str, tuple[str, int, bool, str]] = {
 SUBSCRIPTIONS = ((f"{PREFIX}/+/helper/+", 0),)
 
 
-def info() -> str: return f"{JOBS_ROOT}/info"
-def stt_jobs(model: str) -> str: return f"{JOBS_ROOT}/stt/{model}"
-def shared(group: str, topic: str) -> str: return f"$share/{group}/{topic}"
+def info() -> str: return INFO
+def jobs_for(helper: str) -> str: return f"{JOBS_ROOT}/{helper}/stt"
 def offer(helper: str) -> str: return device(helper, "helper", "offer")
 def taken(helper: str) -> str: return device(helper, "helper", "taken")
 def result(helper: str) -> str: return device(helper, "helper", "result")
 
 
 def helper_acl(helper: str) -> dict:
-    """What a helper's login may do beyond its own topics: read jobs; never act as a voice device."""
-    return {"extra_read": (f"{JOBS_ROOT}/#",),
-            "deny": (f"{PREFIX}/{helper}/stt/#", f"{PREFIX}/{helper}/tts/#")}
+    """What a helper's login may do beyond its own topics: read the jobs sent to it (no one else's);
+    never act as a voice device (speech, replies, wake word)."""
+    return {"extra_read": (INFO, f"{JOBS_ROOT}/{helper}/#"),
+            "deny": (*(f"{PREFIX}/{helper}/{kind}/#" for kind in ("stt", "tts", "wake")), f"{PREFIX}/{helper}/feedback")}
 
 
 def check_model(model: object) -> str:
@@ -70,13 +73,8 @@ def check_model(model: object) -> str:
 @dataclass(frozen=True)
 class JobsInfo(Message):
     TYPE: ClassVar[str] = "jobs-info"
-    REQUIRED: ClassVar[tuple[str, ...]] = ("group",)
-    group: str = ""
+    REQUIRED: ClassVar[tuple[str, ...]] = ("jobs_version",)
     jobs_version: int = JOBS_VERSION
-
-    def validate(self) -> None:
-        if not re.match(r"^[A-Za-z0-9_-]{1,64}$", self.group):
-            raise ProtocolError("bad_message", "jobs-info: group must be 1-64 characters of A-Z a-z 0-9 _ -")
 
 
 @dataclass(frozen=True)
@@ -159,7 +157,7 @@ class SttJob:
             raise ProtocolError("bad_message", "stt job: header length is wrong")
         try:
             head = json.loads(payload[2:2 + n])
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise ProtocolError("bad_json", "stt job: header is not JSON") from None
         if not isinstance(head, dict):
             raise ProtocolError("bad_message", "stt job: header must be a JSON object")

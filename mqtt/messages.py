@@ -56,6 +56,8 @@ class Message:
             data = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ProtocolError("bad_json", f"{cls.TYPE}: payload is not JSON ({exc})") from None
+        except RecursionError:
+            raise ProtocolError("bad_json", f"{cls.TYPE}: payload is nested too deeply") from None
         if not isinstance(data, dict):
             raise ProtocolError("bad_message", f"{cls.TYPE}: payload must be a JSON object")
         return cls.from_dict(data)

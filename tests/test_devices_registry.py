@@ -4,10 +4,12 @@ single use, settings override the household's, bad input changes nothing."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 
-from appliance.devices.errors import BadCode, BadSetting, BadToken, NotConfirmed, RateLimited, UnknownDevice
+from appliance.devices.errors import (BadCode, BadSetting, BadToken, NotConfirmed, RateLimited, TooManyPending,
+                                      UnknownDevice)
 from appliance.devices.manager import Devices
 from appliance.devices.pairing import ALPHABET
 from appliance.store import Store
@@ -66,6 +68,47 @@ def test_codes_expire(tmp_path):
     with pytest.raises(BadCode, match="expired"):
         devices.activate("s", token, "10.0.0.9")
     assert devices.list() == []
+    store.close()
+
+
+def test_a_repeated_request_keeps_its_first_expiry(tmp_path):
+    """Asking again replaces the waiting request but never pushes its expiry back: one request per
+    address every few minutes must not hold a place in the list for ever."""
+    settings = make_settings(tmp_path, devices={"code_ttl_s": 2})
+    store = Store(tmp_path / "hearth.db")
+    devices = Devices(store, settings)
+    devices.request_code("s", "10.0.0.9", "satellite", "", "Kitchen")
+    first = devices.pending()[0]
+    time.sleep(1.2)
+    devices.request_code("s", "10.0.0.9", "satellite", "", "Kitchen")          # the same request again
+    again = devices.pending()
+    assert len(again) == 1 and again[0].asked == 2
+    assert again[0].expires == first.expires and again[0].created == first.created
+    time.sleep(first.expires - time.time() + 0.1)
+    assert devices.pending() == []                                            # gone at the first expiry
+    devices.request_code("s", "10.0.0.9", "satellite", "", "Kitchen")          # after it: a fresh request
+    assert devices.pending()[0].expires > first.expires
+    store.close()
+
+
+def test_a_full_list_gives_a_quieter_address_the_busiest_addresses_newest_place(tmp_path):
+    settings = make_settings(tmp_path, devices={"max_pending": 20, "max_pending_per_address": 3,
+                                                "code_rate_per_min": 1000})
+    store = Store(tmp_path / "hearth.db")
+    devices = Devices(store, settings)
+    for a in range(7):                                   # 7 addresses, 3 requests each: 20 fit, the 21st not
+        for n in range(3):
+            try:
+                devices.request_code(f"s-{a}-{n}", f"10.0.1.{a}", "satellite", "", f"Fill {a}.{n}")
+            except TooManyPending:
+                assert (a, n) == (6, 2)
+    assert len(devices.pending()) == 20
+    devices.request_code("real", "10.0.2.1", "satellite", "", "Real speaker")      # a new address gets in
+    waiting = devices.pending()
+    assert len(waiting) == 20 and any(p.name == "Real speaker" for p in waiting)
+    assert max(Counter(p.client_addr for p in waiting).values()) == 3
+    with pytest.raises(TooManyPending):                  # an address as busy as the rest takes nobody's place
+        devices.request_code("more", "10.0.1.0", "satellite", "", "Fill 0.9")
     store.close()
 
 

@@ -31,12 +31,12 @@ def test_a_job_round_trips_and_costs_a_small_header():
     (b"\xff\xff{}", "bad_message"),                                        # header longer than the payload
     (struct.pack(">H", 3) + b"{x}", "bad_json"),
     (frame([1]), "bad_message"),
-    (frame({"v": 2, "job": "a", "model": "m", "deadline_ms": 10}), "unsupported_version"),
-    (frame({"v": 1, "job": "a/b", "model": "m", "deadline_ms": 10}), "bad_message"),
-    (frame({"v": 1, "job": "a", "model": "../x", "deadline_ms": 10}), "bad_message"),
-    (frame({"v": 1, "job": "a", "model": "m", "deadline_ms": 0}), "bad_message"),
-    (frame({"v": 1, "job": "a", "model": "m", "deadline_ms": 10}, b"\0\0\0"), "bad_message"),   # half a sample
-    (frame({"v": 1, "job": "a", "model": "m", "deadline_ms": 10}, b"\0" * 4096), "too_large"),
+    (frame({"v": 1, "job": "a", "model": "m", "deadline_ms": 10}), "unsupported_version"),
+    (frame({"v": 2, "job": "a/b", "model": "m", "deadline_ms": 10}), "bad_message"),
+    (frame({"v": 2, "job": "a", "model": "../x", "deadline_ms": 10}), "bad_message"),
+    (frame({"v": 2, "job": "a", "model": "m", "deadline_ms": 0}), "bad_message"),
+    (frame({"v": 2, "job": "a", "model": "m", "deadline_ms": 10}, b"\0\0\0"), "bad_message"),   # half a sample
+    (frame({"v": 2, "job": "a", "model": "m", "deadline_ms": 10}, b"\0" * 4096), "too_large"),
 ])
 def test_bad_jobs_get_specific_codes(payload, code):
     with pytest.raises(ProtocolError) as err:
@@ -58,8 +58,9 @@ def test_a_result_with_too_much_text_is_refused():
         wire.JobResult.from_payload(json.dumps({"v": 1, "job": "a", "text": "x" * (wire.MAX_TEXT + 1)}).encode())
 
 
-def test_a_helper_login_reads_jobs_and_is_denied_its_own_voice_topics():
+def test_a_helper_login_reads_only_its_own_jobs_and_is_denied_its_own_voice_topics():
     acl = render_acl([Account("h1", "x", "helper", "helper", **wire.helper_acl("h1"))])
-    assert "topic read hearth/jobs/v1/#" in acl
-    assert "topic deny hearth/h1/stt/#" in acl and "topic deny hearth/h1/tts/#" in acl
+    assert "topic read hearth/jobs/v2/h1/#" in acl and "topic read hearth/jobs/v1/info" in acl
+    assert "hearth/jobs/v1/#" not in acl and "hearth/jobs/v2/#" not in acl
+    assert all(f"topic deny hearth/h1/{kind}/#" in acl for kind in ("stt", "tts", "wake"))
     assert "topic readwrite #" not in acl

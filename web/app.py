@@ -16,6 +16,7 @@ import time
 import bottle
 
 from appliance import storage
+from mqtt.broker import BrokerConfig, usage
 
 
 def json_error(status: int, code: str, message: str) -> bottle.HTTPResponse:
@@ -67,6 +68,7 @@ def build_app(service) -> bottle.Bottle:
             "disk": {k: disk[k] for k in ("path", "free_bytes", "reserve_bytes", "full", "low")},
             "registry": {"ok": integrity["ok"], "repairs": len(integrity["repairs"]),
                          "lost": [d["label"] for d in integrity["lost"]["devices"]]},
+            "broker_usage": broker_usage(service),
         })
 
     @app.get("/metrics")
@@ -128,8 +130,15 @@ def _gauges(service) -> None:
     m.gauge("hearth_disk_full", lambda: service.disk.state()["full"])
     m.gauge("hearth_disk_refused_writes", lambda: service.disk.refused)
     m.gauge("hearth_stt_empty_fallback_total", lambda: service.local_decoder.empty_fallbacks)
+    m.gauge("hearth_broker_memory_bytes", lambda: broker_usage(service)["memory_bytes"] or 0)
+    m.gauge("hearth_broker_db_bytes", lambda: broker_usage(service)["db_bytes"])
     if "hearth_devices_online" not in m.gauges:
         m.gauge("hearth_devices_online", lambda: _online(service))
+
+
+def broker_usage(service) -> dict:
+    """The broker's memory and persistence file (retained messages live in both)."""
+    return usage(BrokerConfig(service.settings.data_dir / "broker"))
 
 
 def _online(service) -> int:

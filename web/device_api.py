@@ -76,6 +76,8 @@ def install(app: bottle.Bottle, service) -> None:
             data = json.loads(body(limits.max_json_bytes) or b"null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadBody(f"body is not JSON ({exc})") from None
+        except RecursionError:                  # e.g. 15,000 nested [: JSON, but not for us
+            raise BadBody("body is nested too deeply") from None
         if not isinstance(data, dict):
             raise BadBody("body must be a JSON object")
         return data

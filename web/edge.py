@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MIN_BODY_RATE = 256 * 1024          # bytes/s a body must keep up (on top of body_timeout_s)
 MAX_HEADER_BYTES = 32 * 1024        # request line + headers
+STALE_S = 2.0                       # when every address holds as much, a slot silent this long goes to a newcomer
 
 
 class JsonError(Error):
@@ -160,6 +161,13 @@ class Channel(HTTPChannel):
             return "body"
         return None
 
+    def stalled_s(self, mono: float, wall: float) -> float:
+        """How long this slot has held on without a request to serve: headers arriving, or idle."""
+        request = self.request
+        if request is not None and not request.headers_finished:
+            return mono - request.started
+        return wall - self.last_activity
+
     def evictable(self) -> bool:
         """Holds a slot without being served: a request still arriving, or an idle keep-alive."""
         return not self.requests and not self.total_outbufs_len
@@ -208,10 +216,18 @@ class Server(TcpWSGIServer):
             return False
         if len(channels) < self.adj.max_connections:
             return True
-        busiest, held = counts.most_common(1)[0]
-        if held <= counts[host] + 1:
-            return False                       # everyone holds about as much: the newcomer waits
-        victims = [c for c in channels if c.host == busiest and c.evictable()]
+        held = counts.most_common(1)[0][1]
+        if held > counts[host]:
+            # the stalest idle slot of any address holding the most: with many addresses holding one
+            # each (300 addresses x 2 slow headers once), a newcomer holding none still gets in
+            victims = [c for c in channels if counts[c.host] == held and c.evictable()]
+        else:
+            # the newcomer holds as much as anyone: it gives up an idle slot of its own (e.g. its last
+            # request's connection, not yet closed), or takes one stalled for STALE_S (a browser sends
+            # its headers at once; a slow-header flood from many addresses does not)
+            mono, wall = time.monotonic(), time.time()
+            victims = ([c for c in channels if c.host == host and c.evictable()]
+                       or [c for c in channels if c.evictable() and c.stalled_s(mono, wall) > STALE_S])
         if not victims:
             return False
         victim = min(victims, key=lambda c: c.last_activity)

@@ -43,8 +43,8 @@ def body() -> dict:
     if (request.content_type or "").startswith("application/json"):
         try:
             data = json.loads(request.body.read() or b"{}")
-        except ValueError:
-            raise bad_request("the body is not valid JSON") from None
+        except (ValueError, RecursionError):     # RecursionError: nested too deeply (15,000 [ once gave 500)
+            raise bad_request("the body is not valid JSON (or nested too deeply)", "bad_json") from None
         if not isinstance(data, dict):
             raise bad_request("the body must be a JSON object")
         return data

@@ -112,7 +112,13 @@ class HermesEdge:
     def start_listening(self, msg: h.AsrStartListening) -> None:
         device = f"hermes:{msg.site_id}"
         listen = Listening(msg.site_id, msg.session_id, uuid.uuid4().hex[:16], msg.wakeword_id, msg.lang)
+        cap = self.service.settings.hermes.max_sites
         with self._lock:
+            # every site comes over the one Hermes login: its sites together are one login's share
+            if msg.site_id not in self.listening and len(self.listening) >= cap:
+                self.service.metrics.inc("hearth_hermes_sites_refused_total")
+                raise h.HermesError("asr", f"{cap} Hermes sites are listening already ([hermes] max_sites); "
+                                    "stop one first", msg.site_id, msg.session_id)
             old = self.listening.pop(msg.site_id, None)
             self.listening[msg.site_id] = listen
             self.by_session[listen.hearth_session] = listen

@@ -6,6 +6,11 @@ text to speech comes from the one speaker (service.speaker.stream); wake words f
 wake path. Events out of order get a Wyoming `error` event; a header that cannot be read, or a
 payload over the limits, closes that connection; other clients never notice.
 
+Every listener has limits a household never reaches (docs/security.md): at most
+`[wyoming] max_connections` in all and `max_connections_per_address` from one address, checked at
+accept (a refused connection gets an `error` event and is closed at once, so it holds no
+descriptor); its first event within `first_event_s`, then one at least every `idle_timeout_s`.
+
 Wyoming has no login: a client's address must be allowed by a person (service.wyoming_access,
 appliance/devices/wyoming_clients.py). Until then `describe` is answered and every other event
 gets an `error` event with code `not_approved`, and the address waits on the Devices page. When
@@ -15,7 +20,9 @@ a person revokes an address, its open connections are cut.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+from collections import Counter
 import json
 import logging
 import threading
@@ -41,6 +48,8 @@ log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
 MAX_DATA_BYTES = 64 * 1024
 NOT_APPROVED = "not_approved"      # the error code for a client whose address nobody allowed yet
+TOO_MANY = "too_many_connections"
+BACKLOG = 1024                     # the kernel's accept queue for the port (asyncio's default is 100)
 _counter = itertools.count(1)
 
 
@@ -66,8 +75,8 @@ async def read_event(reader: asyncio.StreamReader, max_payload: int) -> Event | 
         payload_length = int(header.get("payload_length") or 0)
         if not isinstance(kind, str) or not isinstance(data, dict):
             raise TypeError("type must be a string and data an object")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BadEvent(f"bad event header ({exc})") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise BadEvent(f"bad event header ({exc!r:.200})") from None
     if not 0 <= data_length <= MAX_DATA_BYTES or not 0 <= payload_length <= max_payload:
         raise BadEvent(f"{kind}: data_length {data_length} / payload_length {payload_length} over the limits "
                        f"({MAX_DATA_BYTES} / {max_payload} bytes)")
@@ -80,8 +89,8 @@ async def read_event(reader: asyncio.StreamReader, max_payload: int) -> Event | 
         payload = await reader.readexactly(payload_length) if payload_length else None
     except asyncio.IncompleteReadError:
         raise BadEvent(f"{kind}: connection closed inside the event") from None
-    except ValueError as exc:
-        raise BadEvent(f"{kind}: data is not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadEvent(f"{kind}: data is not JSON ({exc!r:.200})") from None
     return Event(type=kind, data=data, payload=payload)
 
 
@@ -127,6 +136,7 @@ class HearthHandler(AsyncEventHandler):
         self.tts_stream: SentenceStream | None = None  # synthesize-start .. synthesize-stop
         self.detector = None
         self._forwarder = asyncio.create_task(self._forward_results())
+        self.opened = time.monotonic()
         server.handlers.add(self)
 
     async def run(self) -> None:
@@ -136,12 +146,21 @@ class HearthHandler(AsyncEventHandler):
                 await self._error(f"audio came faster than real time from {self.address}; "
                                   f"try again in {wait:.0f} s", "too_fast")
                 return
+            first = True
             while True:
+                # the first event within first_event_s; later ones within idle_timeout_s, unless a
+                # transcript is on its way (the session has its own bounds)
+                limit = self.server.first_event_s if first else None if self.session else self.server.idle_timeout_s
                 try:
-                    event = await read_event(self.reader, self.server.max_payload)
+                    event = await asyncio.wait_for(read_event(self.reader, self.server.max_payload), limit)
                 except BadEvent as exc:
                     await self._error(str(exc), "bad-event")
                     break
+                except asyncio.TimeoutError:
+                    self.service.metrics.inc("hearth_wyoming_connections_timed_out_total")
+                    await self._error(f"no {'first ' if first else ''}event within {limit:.0f} s: closed", "timeout")
+                    break
+                first = False
                 if event is None or not await self.handle_event(event):
                     break
         except (ConnectionError, asyncio.CancelledError):
@@ -279,9 +298,11 @@ class HearthHandler(AsyncEventHandler):
 
     async def revoked(self) -> None:
         """A person revoked this client's address: say so, and close the connection."""
+        await self.close_with(f"a person revoked Wyoming access for {self.address} on Hearth", NOT_APPROVED)
+
+    async def close_with(self, text: str, code: str) -> None:
         try:
-            await asyncio.wait_for(self.write_event(Error(
-                text=f"a person revoked Wyoming access for {self.address} on Hearth", code=NOT_APPROVED).event()), 1)
+            await asyncio.wait_for(self.write_event(Error(text=text, code=code).event()), 1)
         except (ConnectionError, RuntimeError, asyncio.TimeoutError):
             pass
         self.writer.close()
@@ -305,6 +326,21 @@ class HearthHandler(AsyncEventHandler):
             self.service.sessions.sinks.pop(self.device, None)
 
 
+class Refused:
+    """A connection over the caps: one `error` event, then closed; it never becomes a handler."""
+
+    def __init__(self, writer, text: str):
+        self.writer = writer
+        # the header with its data inline (Wyoming readers accept both forms): nothing to await
+        writer.write((json.dumps({"type": "error", "data": {"text": text, "code": TOO_MANY}}) + "\n").encode())
+
+    async def run(self) -> None:
+        self.writer.close()
+
+    async def stop(self) -> None:
+        self.writer.close()
+
+
 class WyomingServer:
     """The asyncio TCP server on its own thread."""
 
@@ -312,6 +348,9 @@ class WyomingServer:
         self.service = service
         s = service.settings
         self.bind, self.port = s.wyoming.bind, s.wyoming.port
+        self.max_connections = s.wyoming.max_connections
+        self.per_address = s.wyoming.max_connections_per_address
+        self.first_event_s, self.idle_timeout_s = s.wyoming.first_event_s, s.wyoming.idle_timeout_s
         self.max_payload = max(s.limits.max_frame_bytes, 1 << 16)
         self.max_stream_chars = s.wyoming.max_stream_chars
         self.access = service.wyoming_access           # who may use it (the device room's list)
@@ -328,6 +367,29 @@ class WyomingServer:
             from appliance.service import VERSION
             self._info = build_info(self.service, self._wake.models if self._wake else [], VERSION)
         return self._info
+
+    def accept(self, reader, writer):
+        """At accept (the loop's thread): a handler, or a refusal when the caps are reached. When all
+        slots are taken, a newcomer from a quieter address takes the busiest address's oldest slot."""
+        address = normalize((writer.get_extra_info("peername") or ("0.0.0.0",))[0])
+        per = Counter(h.address for h in self.handlers if not getattr(h, "evicted", False))
+        if per[address] >= self.per_address:
+            return self._refuse(writer, f"{self.per_address} Wyoming connections from {address} are open already")
+        if sum(per.values()) >= self.max_connections:
+            busiest, n = per.most_common(1)[0]
+            if n <= per[address] + 1:
+                return self._refuse(writer, f"all {self.max_connections} Wyoming connections are in use")
+            oldest = min((h for h in self.handlers if h.address == busiest and not getattr(h, "evicted", False)),
+                         key=lambda h: h.opened)
+            oldest.evicted = True
+            oldest.closing = self.loop.create_task(oldest.close_with(
+                f"closed for a client from a quieter address: {busiest} holds {n} connections", TOO_MANY))
+            self.service.metrics.inc("hearth_wyoming_connections_evicted_total")
+        return HearthHandler(self, reader, writer)
+
+    def _refuse(self, writer, text: str) -> Refused:
+        self.service.metrics.inc("hearth_wyoming_connections_refused_total")
+        return Refused(writer, text)
 
     def cut(self, address: str) -> None:
         """Close every connection from a revoked address (any thread)."""
@@ -360,7 +422,10 @@ class WyomingServer:
     async def _start(self) -> None:
         self._server = AsyncTcpServer(self.bind, self.port)
         try:
-            await self._server.start(lambda r, w: HearthHandler(self, r, w))
+            # wyoming's start() with a deep accept queue: a burst of connections is accepted (and the
+            # ones over the caps refused) at once, not trickled in by SYN retries for a minute
+            self._server._server = await asyncio.start_server(
+                functools.partial(self._server._handler_callback, self.accept), self.bind, self.port, backlog=BACKLOG)
             # the effective port (port 0 in tests picks a free one)
             self.port = self._server._server.sockets[0].getsockname()[1]
         except OSError as exc:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 
 from appliance.config import DeviceSettings
@@ -133,16 +133,27 @@ class Pairing:
                                      f"(at most {self.settings.max_pending_per_address} per address): confirm "
                                      "or let them expire first")
             elif len(waiting) >= self.settings.max_pending:
-                raise TooManyPending(f"{len(waiting)} pairing requests already wait for a person (at most "
-                                     f"{self.settings.max_pending}); try again when they are confirmed or expired")
+                # the list is full: a request from a quieter address takes the busiest address's newest
+                # place (7 addresses x 3 requests once kept every other device out)
+                per = Counter(r["client_addr"] for r in waiting)
+                busiest, held = per.most_common(1)[0]
+                if held <= len(mine) + 1:
+                    raise TooManyPending(f"{len(waiting)} pairing requests already wait for a person (at most "
+                                         f"{self.settings.max_pending}); try again when they are confirmed or expired")
+                newest = max((r for r in waiting if r["client_addr"] == busiest), key=lambda r: r["created"])
+                tx.execute("delete from devices_codes where code = ?", [newest["code"]])
             while True:
                 code = new_code()
                 if not list(tx.query("select 1 from devices_codes where code = ?", [code])):
                     break
+            # a repeat keeps the first request's place and expiry: asking again every few minutes must
+            # not hold a slot of the list for ever (7 addresses once kept a real device out that way)
+            first = min(repeats, key=lambda r: r["created"]) if repeats else None
             tx["devices_codes"].insert({
                 "code": code, "token_hash": digest(token), "state": state, "client_addr": client_addr,
                 "device_type": device_type, "platform": platform, "name": name,
-                "created": now, "expires": now + self.settings.code_ttl_s,
+                "created": first["created"] if first else now,
+                "expires": first["expires"] if first else now + self.settings.code_ttl_s,
                 "asked": 1 + sum(r["asked"] for r in repeats)})
         return code, token
 

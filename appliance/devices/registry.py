@@ -21,7 +21,7 @@ from mqtt import jobs
 from mqtt.broker import Account
 
 GENERATION_KEY = "devices.generation"
-RESERVED_IDS = {"server", "broadcast", "type", "hearth", "hearth-cli"}
+RESERVED_IDS = {"server", "broadcast", "type", "hearth", "hearth-cli", "hearth-reports"}
 
 
 def _0001_registry(db: sqlite_utils.Database) -> None:

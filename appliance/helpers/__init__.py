@@ -1,15 +1,14 @@
 """Helpers: other machines that lend Hearth their engines over the broker (docs/helpers.md).
 
 On the box, `install(service)` (listed in appliance.service.ROOMS, after the devices) puts a
-`Dispatcher` where the decoder stood, keeps the `Roster` of paired helpers and their offers,
-publishes the shared group's name, and, when `helpers.take_jobs` is on, makes the box's own engine
-one more member of the group. A helper itself runs `hearth helper run` (worker.py).
+`Dispatcher` where the decoder stood, keeps the `Roster` of paired helpers and their offers and
+publishes the jobs protocol it speaks; when `helpers.take_jobs` is on, the box's own engine is one
+more taker the dispatcher chooses from. A helper itself runs `hearth helper run` (worker.py).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
 
 from appliance.helpers.dispatch import Dispatcher
@@ -18,17 +17,7 @@ from mqtt import jobs as wire
 from mqtt.messages import ProtocolError
 
 log = logging.getLogger(__name__)
-GROUP_KEY = "helpers.group"
 WATCH_INTERVAL_S = 0.5
-
-
-def group_name(store) -> str:
-    """The shared group's name: a secret kept in the store, the same across restarts."""
-    group = store.get(GROUP_KEY, "")
-    if not group:
-        group = f"hearth-{secrets.token_hex(12)}"
-        store.put(GROUP_KEY, group)
-    return group
 
 
 def known_helpers(devices) -> dict[str, str]:
@@ -44,16 +33,10 @@ def install(service) -> Dispatcher:
     service.decoder = service.sessions.decoder = dispatcher
     service.helpers = dispatcher
     devices.on_activated.append(lambda device: roster.refresh())   # known before its first offer arrives
-    group = group_name(service.store)
     max_json = service.settings.limits.max_json_bytes
 
     service.subscriptions += [t for t in wire.SUBSCRIPTIONS if t not in service.subscriptions]
-    if service.settings.helpers.take_jobs and dispatcher.own_model:
-        # QoS 1 (the service reads everything else at QoS 0): only the service publishes jobs, and a
-        # member of a shared group keeps its turn's job across a broker hiccup
-        service.subscriptions.append((wire.shared(group, wire.stt_jobs(wire.check_model(dispatcher.own_model))), 1))
-    service.inbound.foreign[f"{wire.JOBS_ROOT}/"] = dispatcher.on_group_job
-    service.after_connect.append(lambda: service._publish(wire.info(), wire.JobsInfo(group=group).to_payload(), 1, True))
+    service.after_connect.append(lambda: service._publish(wire.info(), wire.JobsInfo().to_payload(), 1, True))
 
     def on_offer(helper, ref, payload):
         if not roster.is_helper(helper):
@@ -65,7 +48,7 @@ def install(service) -> Dispatcher:
             offer = wire.HelperOffer.from_payload(payload, max_json)
             roster.on_offer(helper, offer)
             if offer.online:
-                dispatcher.offered(list(offer.models))
+                dispatcher.offered(helper)
         except ProtocolError as exc:
             roster.on_offer(helper, None, problem=f"{exc.code}: {exc.message}")
             dispatcher.bad_message(helper)

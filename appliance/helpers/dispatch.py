@@ -6,8 +6,13 @@ non-streaming engine becomes a job when a helper that offers the asked model is 
 streams and everything while no helper is online stay on the box's own decoder, with no broker
 round trip.
 
+Each job goes to one taker the box chooses (the least busy for its capacity, in turn among equals):
+a helper online with the model, on that helper's own job topic, or the box's own engine. Only that
+helper's login can read the job and only its answers count: a `taken` or `result` from any other
+login, even one that learnt the job's id, is ignored and counted against that login.
+
 Nothing is lost and nothing is doubled:
-- a job nobody says it took within `helpers.take_ms`, or that its taker does not answer within
+- a job its helper does not say it took within `helpers.take_ms`, or that it does not answer within
   `helpers.deadline_ms`, or that its taker says it failed, goes to the box's own decoder, ahead of
   the queue limits (it was admitted already). The box therefore never waits longer than
   `deadline_ms` plus its own decode.
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 import secrets
 import threading
 import time
@@ -33,12 +39,11 @@ from appliance.helpers.roster import Roster
 from appliance.metrics import Metrics
 from appliance.stt.decoder import PARTIAL, DecodeJob, Decoder, QueueFull
 from mqtt import jobs as wire
-from mqtt.messages import ProtocolError
 
 log = logging.getLogger(__name__)
 BOX = "box"                 # the taker name of the box's own engine
 REMEMBER = 4096             # resolved job ids kept, to tell a late answer from a made-up one
-UNSERVED_S = 10.0           # after a job nobody took, its model goes to the box alone this long (or until an offer)
+RESTING_S = 10.0            # a helper that did not take its job gets no more this long (or until it offers again)
 
 
 @dataclass
@@ -47,7 +52,8 @@ class Pending:
     job: DecodeJob
     model: str
     sent: float
-    taker: str = ""
+    taker: str                  # the helper the box sent it to, or BOX
+    acked: bool = False         # the taker said `taken`
     fallback: str = ""          # why the box's own engine got it too ("" while it has not)
     done: bool = False
 
@@ -65,8 +71,9 @@ class Dispatcher:
         self.own_model = getattr(local.engine, "model", "")
         self.model_override: str | None = None  # tests and the bench ask for another model without a restart
         self._pending: dict[str, Pending] = {}
-        self._resolved: "OrderedDict[str, str]" = OrderedDict()   # job id -> who answered
-        self._unserved: dict[str, float] = {}      # model -> until when no group member is believed
+        self._resolved: "OrderedDict[str, str]" = OrderedDict()   # job id -> the taker it was sent to
+        self._resting: dict[str, float] = {}       # helper -> until when it gets no jobs (it took none)
+        self._turn = 0
         self._ids = itertools.count(1)
         self._cond = threading.Condition()
         self._stop = False
@@ -108,10 +115,14 @@ class Dispatcher:
     def submit(self, job: DecodeJob, limit: bool = True) -> None:
         cfg = self.settings()
         model = self.asked_model()
-        if (job.kind == PARTIAL or job.stream is not None or not cfg.enabled or not self.online()
-                or not self.roster.serving(model) or self._unserved.get(model, 0) > time.monotonic()):
+        now = time.monotonic()
+        helpers = {} if (job.kind == PARTIAL or job.stream is not None or not cfg.enabled or not self.online()) \
+            else {h: c for h, c in self.roster.capacities(model).items() if self._resting.get(h, 0) <= now}
+        if not helpers:
             self.local.submit(job, limit)
             return
+        if cfg.take_jobs and model == self.own_model:
+            helpers[BOX] = 1
         with self._cond:
             waiting = len(self._pending) + self.local.finals_waiting()
             if limit and waiting >= self.local.max_queue:
@@ -120,53 +131,53 @@ class Dispatcher:
             if limit and mine + self.local.finals_waiting(job.lane) >= self.local.max_per_client:
                 raise QueueFull(f"{self.local.max_per_client} of your decodes are already waiting; "
                                 "wait for their transcripts")
-            # unguessable: only the member handed a job knows its id, so nobody can claim another's
-            p = Pending(f"{next(self._ids)}-{secrets.token_hex(8)}", job, model, time.monotonic())
+            # unguessable, and only its taker reads it; still, only the taker's answers count
+            p = Pending(f"{next(self._ids)}-{secrets.token_hex(8)}", job, model, time.monotonic(),
+                        self._choose(helpers))
             self._pending[p.id] = p
             self._cond.notify()
+        if p.taker == BOX:
+            self._to_box(p, "")
+            return
         payload = wire.SttJob(p.id, model, cfg.deadline_ms, job.audio, job.language).to_payload()
         self.metrics.inc("hearth_helper_jobs_sent_total")
         self.metrics.inc("hearth_helper_job_bytes_total", len(payload))
-        self.publish(wire.stt_jobs(model), payload, 1, False)
+        self.publish(wire.jobs_for(p.taker), payload, 1, False)
+
+    def _choose(self, capacity: dict[str, int]) -> str:
+        """Under the lock: the member with the fewest jobs out for its capacity; equals take turns."""
+        out = Counter(p.taker for p in self._pending.values() if not p.fallback)
+        members = sorted(capacity)
+        self._turn = (self._turn + 1) % len(members)
+        order = members[self._turn:] + members[:self._turn]
+        return min(order, key=lambda m: out[m] / capacity[m])
 
     def forget(self, key: tuple[str, str]) -> None:
         with self._cond:
             for p in [p for p in self._pending.values() if p.job.key == key]:
-                self._close(p, "forgotten")
+                self._close(p)
         self.local.forget(key)
-
-    # the box's own engine took a job from the shared group (network thread)
-    def on_group_job(self, topic: str, payload: bytes) -> None:
-        try:
-            job = wire.SttJob.from_payload(payload, max(len(payload), 1))
-        except ProtocolError:
-            return
-        with self._cond:
-            p = self._pending.get(job.job)
-            if p is None or p.taker or p.fallback:
-                return
-            p.taker = BOX
-        self._to_box(p, "")
 
     # a helper's messages (network thread); `helper` is the login the broker saw
     def on_taken(self, helper: str, msg: wire.JobTaken) -> None:
         with self._cond:
             p = self._pending.get(msg.job)
-            if p is not None and not p.taker:
-                p.taker = helper
+            if p is not None and p.taker == helper:
+                p.acked = True
                 return
-        self._ignored(helper, "late" if msg.job in self._resolved else "not_given" if p else "unknown")
+            why = self._why_not(helper, msg.job, p)
+        self._ignored(helper, why)
 
     def on_result(self, helper: str, msg: wire.JobResult) -> None:
         with self._cond:
             p = self._pending.get(msg.job)
-            if p is None or p.taker != helper:
-                why = "late" if p is None and msg.job in self._resolved else "not_given" if p else "unknown"
-                refuse = True
+            refuse = p is None or p.taker != helper
+            if refuse:
+                why = self._why_not(helper, msg.job, p)
             else:
-                refuse = False
+                p.acked = True
                 if msg.ok:
-                    self._close(p, helper)
+                    self._close(p)
         if refuse:
             self._ignored(helper, why)
             return
@@ -181,26 +192,34 @@ class Dispatcher:
         self.metrics.observe_ms("hearth_helper_round_trip_seconds", rtt)
         p.job.done(p.job, msg.text, msg.decode_ms)
 
-    def offered(self, models: list[str]) -> None:
-        """A helper (re)announced itself: its models are worth a try again."""
-        for m in models:
-            self._unserved.pop(m, None)
+    def offered(self, helper: str) -> None:
+        """A helper (re)announced itself: it is worth a try again."""
+        self._resting.pop(helper, None)
 
     def bad_message(self, helper: str) -> None:
         """A payload on a helper topic that breaks the contract (garbage, another protocol)."""
         self._ignored(helper, "bad")
 
     # inside
+    def _why_not(self, helper: str, job: str, p: Pending | None) -> str:
+        """Under the lock: why an answer from `helper` for `job` is not believed."""
+        taker = p.taker if p is not None else self._resolved.get(job)
+        if taker is None:
+            return "unknown"                    # a job the box never sent (or long forgotten)
+        return "late" if taker == helper else "not_given"
+
     def _ignored(self, helper: str, why: str) -> None:
         self.metrics.inc(f'hearth_helper_results_ignored_total{{reason="{why}"}}')
+        if why == "not_given":                  # answering another's job: named, flagged on the Overview
+            self.metrics.inc(f'hearth_helper_not_given_total{{helper="{helper}"}}')
         if self.roster.is_helper(helper):
-            self.roster.count(helper, "late" if why == "late" else "ignored")
+            self.roster.count(helper, {"late": "late", "not_given": "not_given"}.get(why, "ignored"))
 
-    def _close(self, p: Pending, by: str) -> None:
+    def _close(self, p: Pending) -> None:
         """Under the lock: the job is answered (or no longer wanted); later answers are ignored."""
         p.done = True
         self._pending.pop(p.id, None)
-        self._resolved[p.id] = by
+        self._resolved[p.id] = p.taker
         while len(self._resolved) > REMEMBER:
             self._resolved.popitem(last=False)
 
@@ -214,9 +233,9 @@ class Dispatcher:
                     return
                 p.fallback = why
         if why == "not_taken":
-            # nobody is in the group (a helper gone without its last will, e.g. a clean disconnect that
-            # never said offline): the next jobs of this model do not wait for a taker that is not there
-            self._unserved[p.model] = time.monotonic() + UNSERVED_S
+            # a helper gone without its last will (e.g. a clean disconnect that never said offline):
+            # the next jobs do not wait for a taker that is not there
+            self._resting[p.taker] = time.monotonic() + RESTING_S
         if why:
             self.metrics.inc(f'hearth_helper_fallbacks_total{{reason="{why}"}}')
             log.info("job %s (%s) falls back to the box's engine: %s", p.id, p.model, why)
@@ -225,7 +244,7 @@ class Dispatcher:
             with self._cond:
                 if p.done:
                     return
-                self._close(p, BOX)
+                self._close(p)
             self.metrics.inc('hearth_helper_jobs_total{helper="box"}')
             p.job.done(p.job, text, ms)
 
@@ -243,9 +262,9 @@ class Dispatcher:
                 for p in self._pending.values():
                     if p.taker == BOX or p.fallback:
                         continue
-                    limit = p.sent + (cfg.deadline_ms if p.taker else cfg.take_ms) / 1000
+                    limit = p.sent + (cfg.deadline_ms if p.acked else cfg.take_ms) / 1000
                     if now >= limit:
-                        due.append((p, "deadline" if p.taker else "not_taken"))
+                        due.append((p, "deadline" if p.acked else "not_taken"))
                     else:
                         wake = min(wake, limit)
                 if not due:

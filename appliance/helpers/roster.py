@@ -26,7 +26,8 @@ class HelperState:
     decode_ms: float = 0.0           # sum of their decode times (the helper's own clock)
     round_trip_ms: float = 0.0       # sum of send -> result, on the box's clock
     late: int = 0
-    ignored: int = 0                 # results for jobs it was not given, garbage, floods
+    ignored: int = 0                 # garbage, floods, answers for jobs nobody sent
+    not_given: int = 0               # answers for jobs the box sent to another: flagged on the Overview
 
     def public(self, name: str = "") -> dict:
         o = self.offer
@@ -36,7 +37,8 @@ class HelperState:
                 "capacity": o.capacity if o else 0, "jobs": self.jobs,
                 "mean_ms": round(self.round_trip_ms / self.jobs, 1) if self.jobs else None,
                 "mean_decode_ms": round(self.decode_ms / self.jobs, 1) if self.jobs else None,
-                "late": self.late, "ignored": self.ignored}
+                "late": self.late, "ignored": self.ignored, "not_given": self.not_given,
+                "flagged": self.not_given > 0}
 
 
 class Roster:
@@ -79,6 +81,12 @@ class Roster:
         with self._lock:
             return [h for h, s in self._helpers.items()
                     if s.online and s.offer and model in s.offer.models and h in self._names]
+
+    def capacities(self, model: str) -> dict[str, int]:
+        """Online helpers that offer `model`, with the jobs each takes at once."""
+        with self._lock:
+            return {h: s.offer.capacity for h, s in self._helpers.items()
+                    if s.online and s.offer and model in s.offer.models and h in self._names}
 
     def record(self, helper: str, decode_ms: float, round_trip_ms: float) -> None:
         with self._lock:

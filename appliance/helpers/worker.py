@@ -1,9 +1,9 @@
 """`hearth helper run`: take speech jobs from the box's broker until stopped.
 
 The helper loads its engine once (the same `[stt]` keys and `stt.device = auto` rule as the
-box; a model directory on its own disk, nothing downloaded), reads the shared group's name from
-`hearth/jobs/v1/info`, announces its offer (retained, with an `online: false` last will) and
-joins the group for its model. Each job is acknowledged with `helper/taken` as it arrives and
+box; a model directory on its own disk, nothing downloaded), checks the box's jobs protocol on
+`hearth/jobs/v1/info`, announces its offer (retained, with an `online: false` last will) and reads
+the jobs the box sends it, on its own job topic. Each job is acknowledged with `helper/taken` as it arrives and
 answered with `helper/result`; a job whose deadline passed before an engine was free is dropped
 (the box has taken it back by then).
 """
@@ -46,7 +46,7 @@ class Helper:
         self.languages = [x.strip() for x in (cfg.languages or settings.stt.language).split(",") if x.strip()]
         self.counts = Counts()
         self.jobs: "queue.Queue[tuple[wire.SttJob, float] | None]" = queue.Queue()
-        self.group = ""
+        self.reading = False           # subscribed to its own job topic
         self.stopped = threading.Event()
         self.removed = ""          # why the box no longer takes this helper (its login refused)
         self.conn = Connection(creds, self._message, [wire.info()], client_id=creds.username,
@@ -76,7 +76,7 @@ class Helper:
     def _message(self, topic: str, payload: bytes) -> None:   # network thread
         if topic == wire.info():
             self._on_info(payload)
-        elif topic == wire.stt_jobs(self.model):
+        elif topic == wire.jobs_for(self.creds.username):
             self._on_job(payload)
 
     def _on_info(self, payload: bytes) -> None:
@@ -89,13 +89,10 @@ class Helper:
             log.error("the box speaks jobs protocol %s, this helper %s: update Hearth on the older one; "
                       "no jobs are taken meanwhile", info.jobs_version, wire.JOBS_VERSION)
             return
-        if info.group == self.group:
+        if self.reading:
             return
-        topic = wire.stt_jobs(self.model)
-        if self.group:
-            self.conn.unsubscribe(wire.shared(self.group, topic))
-        self.group = info.group
-        self.conn.subscribe(wire.shared(info.group, topic), qos=1)
+        self.reading = True
+        self.conn.subscribe(wire.jobs_for(self.creds.username), qos=1)
         self.say(f"helper ready: {self.creds.username} offers {self.model} "
                  f"({self.engines[0].name}, {getattr(self.engines[0], 'device', 'cpu')}, capacity {len(self.engines)})")
 

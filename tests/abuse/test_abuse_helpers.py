@@ -26,7 +26,7 @@ TAKE_MS, DEADLINE_MS = 800, 1500
 
 
 class FakeHelper:
-    """A helper login driven by hand: it offers a model and sees the jobs the group hands it."""
+    """A helper login driven by hand: it offers a model and sees the jobs the box sends it."""
 
     def __init__(self, h, name: str, model: str = "tiny.en", jobs_version: int = wire.JOBS_VERSION, join: bool = True):
         devices = h.service.devices
@@ -40,24 +40,24 @@ class FakeHelper:
         self.conn = Connection(self.creds, self._got, [wire.info(), topics.device(self.id, "error")],
                                client_id=self.id, will=(wire.offer(self.id), wire.HelperOffer().to_payload(), 1, True)
                                ).start()
-        self.group = self._group()
+        self.info = self._info()
         if join:
-            self.conn.subscribe(wire.shared(self.group, wire.stt_jobs(model)))
+            self.conn.subscribe(wire.jobs_for(self.id))
         offer = wire.HelperOffer(online=True, jobs_version=jobs_version, engine="fake", models=[model])
         self.conn.publish(wire.offer(self.id), offer.to_payload(), 1, True)
 
     def _got(self, topic: str, payload: bytes) -> None:
-        if topic.startswith(wire.JOBS_ROOT + "/stt/"):
+        if topic.startswith(wire.JOBS_ROOT + "/"):
             self.jobs.put(wire.SttJob.from_payload(payload, 1 << 22))
         else:
             self.inbox.put((topic, payload))
 
-    def _group(self) -> str:
+    def _info(self) -> wire.JobsInfo:
         end = time.monotonic() + 5
         while time.monotonic() < end:
             topic, payload = self.inbox.get(timeout=5)
             if topic == wire.info():
-                return wire.JobsInfo.from_payload(payload).group
+                return wire.JobsInfo.from_payload(payload)
         raise AssertionError("no jobs info")
 
     def send(self, kind: str, payload: bytes) -> None:
@@ -109,7 +109,7 @@ def test_garbage_made_up_answers_and_a_flood_reach_no_session(h, clip):
     second helper answers the job it was not given: all ignored; the box takes the job back at the
     deadline and the device's final is the real one, once."""
     decode_s = h.decode_seconds(clip.pcm)
-    liar, other = FakeHelper(h, "liar"), FakeHelper(h, "other", join=False)
+    liar, other = FakeHelper(h, "liar"), FakeHelper(h, "other", model="other", join=False)   # never chosen
     wait_serving(h, liar.id)
     link = h.device("victim")
     t, out = start_utterance(h, link, clip)

@@ -77,6 +77,14 @@
       <td>{{', '.join(h['models']) or '–'}} <span class="hint">{{h['device']}}</span></td>
       <td>{{h['jobs']}}{{(' (%d late, %d ignored)' % (h['late'], h['ignored'])) if h['late'] or h['ignored'] else ''}}</td>
       <td>{{('%.0f ms' % h['mean_ms']) if h['mean_ms'] is not None else '–'}}</td></tr>
+    % if h['flagged']:
+    <tr class="flagged"><td colspan="5"><span class="bad">Answered {{h['not_given']}} times for jobs sent to others</span>
+      (ignored: only the helper a job was sent to is believed). A helper of yours should never do this.
+      <form method="post" action="/api/devices/{{h['id']}}/revoke" data-api data-reload data-confirm="Revoke helper {{h['name'] or h['id']}}? Its login stops working at once.">
+        <input type="hidden" name="csrf" value="{{csrf}}">
+        <button type="submit" class="danger small">Revoke {{h['name'] or h['id']}}</button>
+      </form></td></tr>
+    % end
     % end
     </tbody>
   </table>
