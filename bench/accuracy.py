@@ -317,7 +317,8 @@ def measure() -> dict:
     items = corpus(heldout.piper_voice())
     print(f"bench: accuracy: {len(items)} clips made", file=sys.stderr, flush=True)
     rows = grid(items, work)
-    print("bench: accuracy part 2 (real time)", file=sys.stderr, flush=True)
+    (work / "part1.json").write_text(__import__("json").dumps(rows))      # kept if part 2 fails
+    print(f"bench: accuracy part 2 (real time); part 1 kept in {work / 'part1.json'}", file=sys.stderr, flush=True)
     pipe = pipeline(items, work)
     return {"grid": rows, "pipeline": pipe, "models": models.installed(), "words": WORDS,
             "load_1min_end": os.getloadavg()[0]}

@@ -104,6 +104,8 @@ def hearth(link, clip: Clip, mode: str, timeout: float = 30.0) -> Turn:
     while final is None:
         item = link.next(deadline)
         final = _final(link, session, item, partials)
+    if spoke_until is None:     # Hearth ended the session in a pause, before the speech ended: negative
+        spoke_until = t0 + clip.speech_end / 32000
     return Turn(final.text, item.at - spoke_until, final.decode_ms, final.processing_ms, len(partials))
 
 
