@@ -162,3 +162,31 @@ def test_revoking_a_helper_drops_its_login_its_connection_and_its_offer(rig):
     assert tiny.proc.wait(15) == 1, tiny.lines[-5:]
     assert sum("was removed from the box" in ln for ln in tiny.lines) >= 1, tiny.lines[-5:]
     assert sum("refused the connection" in ln for ln in tiny.lines) <= 2, tiny.lines[-8:]
+
+
+def test_a_helper_with_a_more_accurate_model_gets_the_jobs(tmp_path):
+    """The box runs tiny.en; a helper offering base (the real weights) is asked for base while it is
+    online, with nothing set by hand; when it leaves, the box's own engine decodes (the control)."""
+    h = box(tmp_path, take_ms=3000, deadline_ms=8000)
+    helper = HelperProc(pair(h, "Base", tmp_path / "base", model_dir="base"))
+    try:
+        link = h.device("accurate")
+        clip = to_wav(in_room([quiet(0.2), say(h, "piper", "Turn on the kitchen light."), quiet(0.3)], seed=5))
+        assert h.service.helpers.asked_model() == "tiny.en"              # no helper yet
+        helper.start(h, model="base")
+        assert h.service.helpers.asked_model() == "base"
+        before = jobs(h)
+        assert "kitchen light" in utter(link, clip).final.text.lower()
+        after = jobs(h)
+        assert after[helper.id] > before[helper.id] and after["box"] == before["box"], (before, after)
+        helper.stop()
+        end = time.monotonic() + 15
+        while time.monotonic() < end and h.service.helpers.roster.serving("base"):
+            time.sleep(0.05)
+        assert h.service.helpers.asked_model() == "tiny.en"
+        decodes = h.service.helpers.local.decodes
+        assert "kitchen light" in utter(link, clip).final.text.lower()
+        assert h.service.helpers.local.decodes > decodes and jobs(h)[helper.id] == after[helper.id]
+    finally:
+        stop_all(helper)
+        h.stop()

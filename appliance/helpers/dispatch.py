@@ -110,7 +110,10 @@ class Dispatcher:
         return self.local._thread
 
     def asked_model(self) -> str:
-        return self.model_override or self.settings().model or self.own_model
+        """`helpers.model` when set; else a more accurate model an online helper offers (the box's
+        own engine is still the fallback within the deadline); else the box's own model."""
+        return (self.model_override or self.settings().model or self.roster.more_accurate_than(self.own_model)
+                or self.own_model)
 
     def submit(self, job: DecodeJob, limit: bool = True) -> None:
         cfg = self.settings()

@@ -82,6 +82,16 @@ class Roster:
             return [h for h, s in self._helpers.items()
                     if s.online and s.offer and model in s.offer.models and h in self._names]
 
+    def more_accurate_than(self, model: str) -> str | None:
+        """The most accurate known model (appliance/stt/models.py) an online helper offers, when it
+        hears better than `model`; None when no helper offers one."""
+        from appliance.stt.models import CATALOGUE
+        own = CATALOGUE[model].accuracy_rank if model in CATALOGUE else len(CATALOGUE)
+        with self._lock:
+            offered = {m for h, s in self._helpers.items() if s.online and s.offer and h in self._names
+                       for m in s.offer.models if m in CATALOGUE and CATALOGUE[m].accuracy_rank < own}
+        return min(offered, key=lambda m: CATALOGUE[m].accuracy_rank, default=None)
+
     def capacities(self, model: str) -> dict[str, int]:
         """Online helpers that offer `model`, with the jobs each takes at once."""
         with self._lock:
