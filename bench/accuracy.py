@@ -235,31 +235,32 @@ def pipeline(items: list[Item], work: Path) -> dict:
     chosen = [it for fam in FAMILIES for it in [x for x in noisy if x.family == fam][:PIPELINE_PER_FAMILY]]
     auto = start_hearth("[stt]\nmodel = \"auto\"\n", as_installed=True)
     tiny = start_hearth("[stt]\nmodel = \"tiny.en\"\n")
+    base = start_hearth("[stt]\nmodel = \"base\"\n")
     proc, port = peers.start_whisper(models.bundled_tiny(), work / "peer-pipeline")
     samples: dict[str, list] = {k: [] for k in ("auto_vad", "auto_device", "auto_oracle", "tiny_vad", "tiny_device",
-                                                 "tiny_oracle", "peer_device", "peer_oracle")}
+                                                 "tiny_oracle", "base_vad", "base_device", "base_oracle",
+                                                 "peer_device", "peer_oracle")}
     load = []
     try:
-        with _link(auto) as a, _link(tiny) as t:
+        with _link(auto) as a, _link(tiny) as t, _link(base) as b:
+            links = {"auto": a, "tiny": t, "base": b}
             model = (auto.data / "stt-choice.json").read_text()
-            for warm in (lambda: turns.hearth(a, chosen[0].clip, "oracle"), lambda: turns.hearth(t, chosen[0].clip, "oracle"),
-                         lambda: turns.peer(port, chosen[0].clip, "oracle")):
-                warm()
+            for link in links.values():
+                turns.hearth(link, chosen[0].clip, "oracle")          # warm every system once
+            turns.peer(port, chosen[0].clip, "oracle")
             for k, it in enumerate(chosen):
                 load.append(os.getloadavg()[0])
-                steps = [("auto", m) for m in turns.MODES] + [("tiny", m) for m in turns.MODES] + \
-                        [("peer", m) for m in ("device", "oracle")]
+                steps = [(side, m) for side in links for m in turns.MODES] + [("peer", m) for m in ("device", "oracle")]
                 steps = steps[k % len(steps):] + steps[:k % len(steps)]
                 for side, mode in steps:
-                    turn = (turns.peer(port, it.clip, mode) if side == "peer"
-                            else turns.hearth(a if side == "auto" else t, it.clip, mode))
+                    turn = turns.peer(port, it.clip, mode) if side == "peer" else turns.hearth(links[side], it.clip, mode)
                     errors, words = _wer(it.text, turn.text)
                     samples[f"{side}_{mode}"].append({"family": it.family, "ms": round(turn.latency_s * 1000, 1),
                                                       "errors": errors, "words": words, "text": turn.text})
         rss_mb = psutil.Process(auto.proc.pid).memory_info().rss / 2**20
     finally:
-        auto.stop()
-        tiny.stop()
+        for hearth in (auto, tiny, base):
+            hearth.stop()
         proc.terminate()
         proc.wait(10)
     import json
@@ -401,7 +402,7 @@ def section(fig: dict, history: str) -> str:
         "streamed in real time in 30 ms frames to a real `hearth run` with `stt.model = auto` (what a new box "
         f"runs: it chose **{choice['model']}**, {choice['reason']}; measured "
         + ", ".join(f"{m['model']} {m['decode_ms']:.0f} ms" for m in choice["measured"]) +
-        "), to one with tiny.en chosen by hand, and to wyoming-faster-whisper on tiny.en, all taking turns. The "
+        "), to one with tiny.en and one with base chosen by hand, and to wyoming-faster-whisper on tiny.en, all taking turns. The "
         "clock starts at the end of speech (bench/turns.py: device stop = 0.5 s of noise then the device ends; "
         "oracle = ends at the last speech sample; own endpointing = Hearth ends the session itself).",
         "",
@@ -411,6 +412,8 @@ def section(fig: dict, history: str) -> str:
         f"{ms_cell('auto_vad')} | {pw('auto_device'):.3f} / {pw('auto_oracle'):.3f} / {pw('auto_vad'):.3f} |",
         f"| Hearth, tiny.en by hand | {ms_cell('tiny_device')} | {ms_cell('tiny_oracle')} | {ms_cell('tiny_vad')} | "
         f"{pw('tiny_device'):.3f} / {pw('tiny_oracle'):.3f} / {pw('tiny_vad'):.3f} |",
+        *([f"| Hearth, base by hand | {ms_cell('base_device')} | {ms_cell('base_oracle')} | {ms_cell('base_vad')} | "
+           f"{pw('base_device'):.3f} / {pw('base_oracle'):.3f} / {pw('base_vad'):.3f} |"] if s.get("base_vad") else []),
         f"| wyoming-faster-whisper, tiny.en | {ms_cell('peer_device')} | {ms_cell('peer_oracle')} | - | "
         f"{pw('peer_device'):.3f} / {pw('peer_oracle'):.3f} / - |",
         "",
