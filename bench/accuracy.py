@@ -44,7 +44,7 @@ from appliance.stt import models
 from appliance.stt.whisper import WhisperEngine
 from bench import clips as heldout
 from bench import peers, turns
-from bench.common import ROOT, keep_history, start_hearth
+from bench.common import ROOT, keep_history, start_hearth, word_errors
 from mqtt.client import Credentials
 
 PLAIN = [
@@ -137,16 +137,6 @@ def corpus(piper) -> list[Item]:
 
 # --- part 1: every model on every clip ------------------------------------------------------------
 
-def _wer(ref: str, hyp: str) -> tuple[int, int]:
-    from bench.common import normalised_words
-    r, h = normalised_words(ref), normalised_words(hyp)
-    d = list(range(len(h) + 1))
-    for i, a in enumerate(r, 1):
-        prev, d[0] = d[0], i
-        for j, b in enumerate(h, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (a != b))
-    return d[len(h)], len(r)
-
 
 async def _peer_whole(port: int, pcm: bytes) -> str:
     from wyoming.asr import Transcribe, Transcript
@@ -209,7 +199,7 @@ def grid(items: list[Item], work: Path) -> list[dict]:
                 if not wanted(it):
                     continue
                 text, ms = _timed(lambda: fn(pcm))
-                errors, words = _wer(it.text, text)
+                errors, words = word_errors(it.text, text)
                 rows.append({"model": model, "system": system, "family": it.family, "condition": it.condition,
                              "noise": it.noise, "house": it.house, "ref": it.text, "text": text,
                              "errors": errors, "words": words, "ms": round(ms, 1)})
@@ -254,7 +244,7 @@ def pipeline(items: list[Item], work: Path) -> dict:
                 steps = steps[k % len(steps):] + steps[:k % len(steps)]
                 for side, mode in steps:
                     turn = turns.peer(port, it.clip, mode) if side == "peer" else turns.hearth(links[side], it.clip, mode)
-                    errors, words = _wer(it.text, turn.text)
+                    errors, words = word_errors(it.text, turn.text)
                     samples[f"{side}_{mode}"].append({"family": it.family, "ms": round(turn.latency_s * 1000, 1),
                                                       "errors": errors, "words": words, "text": turn.text})
         rss_mb = psutil.Process(auto.proc.pid).memory_info().rss / 2**20

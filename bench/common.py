@@ -120,15 +120,21 @@ def normalised_words(text: str) -> list[str]:
     return [_SPELLING.get(w, w) for w in "".join(c if c.isalnum() or c.isspace() else " " for c in text).split()]
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Levenshtein distance over words, divided by the reference length (normalised_words)."""
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(Levenshtein distance over normalised_words, words in the reference)."""
     ref, hyp = normalised_words(reference), normalised_words(hypothesis)
     d = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         prev, d[0] = d[0], i
         for j, h in enumerate(hyp, 1):
             prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)] / max(1, len(ref))
+    return d[len(hyp)], len(ref)
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word errors divided by the reference length."""
+    errors, words = word_errors(reference, hypothesis)
+    return errors / max(1, words)
 
 
 def keep_history(docs: Path, section: str, figures: dict) -> Path:
