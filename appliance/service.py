@@ -7,7 +7,6 @@ and the protocol edges are built here and handed to whatever needs them.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
 import os
 import secrets
@@ -17,19 +16,26 @@ from collections.abc import Callable
 
 from paho.mqtt.client import topic_matches_sub
 
-from appliance.accounts import LocalAccounts
-from appliance.chores import Chores
-from appliance.config import Settings
-from appliance.control import ServiceLock
+from appliance.devices import room as devices_room
+from appliance.helpers import room as helpers_room
+from appliance.compat import discovery, hermes, wyoming_server
+from appliance.process import control, logbuffer
+from appliance.state import admin
+from appliance.state.recovery import RecoveryService
+from appliance.state.accounts import LocalAccounts
+from appliance.process.chores import Chores
+from appliance.state.config import Settings
+from appliance.process.control import ServiceLock
 from appliance.devices.registry import Registry
-from appliance.inbound import Inbound
-from appliance.integrity import Integrity
-from appliance.metrics import Metrics
-from appliance.outbound import Replies
-from appliance.retained import Sweeper
-from appliance.sessions import SessionManager
-from appliance.storage import Disk
-from appliance.store import Store
+from appliance.voice.inbound import Inbound
+from appliance.state.integrity import Integrity
+from appliance.process.broker import broker_config
+from appliance.process.metrics import Metrics
+from appliance.voice.outbound import Replies
+from appliance.process.retained import Sweeper
+from appliance.voice.sessions import SessionManager
+from appliance.state.storage import Disk
+from appliance.state.store import Store
 from appliance.stt.decoder import Decoder
 from appliance.stt import choice
 from appliance.stt.engines import fallback_engine, load_engine, partial_engine, uses_cuda
@@ -37,41 +43,23 @@ from appliance.stt.vocabulary import Vocabulary
 from appliance.tts.cache import PhraseCache
 from appliance.tts.speaker import Speaker
 from appliance.tts.voices import Voices
+from appliance.update import room as updates_room
+from appliance.voice import utterances
+from appliance.wake import satellites
+from firmware_cache import room as firmware_room
+from appliance.version import VERSION
 from mqtt import topics
-from mqtt.broker import READER_USER, SERVICE_USER, Account, BrokerConfig, write_files
+from mqtt.broker import READER_USER, SERVICE_USER, Account, write_files
 from mqtt.client import Connection, Credentials
 from mqtt.messages import ServerInfo
+from web import device_api, firmware_routes
+from web.recovery_page import build_app as recovery_app
+from web.server import WebServer
 
 log = logging.getLogger(__name__)
-VERSION = "0.1.0"
-
-# Rooms beyond the voice core: modules with install(service), called before the broker connection.
-ROOMS: list[str] = [
-    "appliance.control",           # first: the other rooms register their commands on it
-    "appliance.devices",
-    "appliance.helpers",           # after the devices (helpers pair as devices), before whatever uses the decoder
-    "firmware_cache.room",
-    "appliance.update.room",       # after the firmware cache: it offers hearth-appliance releases from it
-    "appliance.admin",
-    "appliance.logbuffer",
-    "appliance.utterances",
-    "appliance.wake.satellites",
-    "appliance.compat.hermes",
-    "appliance.compat.wyoming_server",
-    "appliance.compat.discovery",
-]
 
 
-def broker_config(settings: Settings) -> BrokerConfig:
-    tls = None
-    if settings.broker.tls_port:        # Hearth's own CA and the broker's certificate, made on first start
-        from appliance.devices import ca
-        tls = ca.ensure(settings.data_dir / "tls", ca.local_names(settings.broker.advertise_host)).as_tuple()
-    return BrokerConfig(directory=settings.data_dir / "broker", bind=settings.broker.bind,
-                        port=settings.broker.port, tls_port=settings.broker.tls_port, tls_files=tls,
-                        max_packet_bytes=max(1 << 20, settings.limits.max_frame_bytes * 2),
-                        max_connections=settings.broker.max_connections,
-                        username_client_ids=not settings.hermes.enabled)
+
 
 
 class Service:
@@ -100,7 +88,7 @@ class Service:
         self.startup_notes: list[str] = []     # lines `hearth run` prints once (e.g. a new admin password)
         if self.repair:
             self.startup_notes.append(f"registry restored: {self.repair.describe()}")
-        # what the rooms (ROOMS) add in their install(service): topics to subscribe, web routes, hooks
+        # what the rooms add in their install(service) (install_rooms): topics to subscribe, web routes, hooks
         self.subscriptions: list[str | tuple[str, int]] = list(topics.SUBSCRIPTIONS)   # bare: read at QoS 0
         # devices' reports that may come in floods and wait a moment (firmware state/progress/result):
         # read on a second connection, so a flood fills only that connection's queue at the broker,
@@ -109,7 +97,7 @@ class Service:
         self.web_installers: list[Callable] = []      # fn(app: bottle.Bottle) -> None
         self.after_connect: list[Callable[[], None]] = []   # on every (re)connect to the broker
         self.after_start: list[Callable[[], None]] = []
-        # one writer per data directory: held from start to stop (appliance/control.py)
+        # one writer per data directory: held from start to stop (appliance/process/control.py)
         self.writer_lock = ServiceLock(settings.data_dir)
 
     # broker auth
@@ -226,8 +214,26 @@ class Service:
             self._publish(topics.server_info(), self.server_info(online=False).to_payload(), 1, True)
             self.conn.stop()
 
+    def install_rooms(self) -> None:
+        """The rooms beyond the voice core, in order: each install(service) adds its subscriptions,
+        inbound handlers, control actions and hooks before the broker connection."""
+        control.install(self)              # first: the other rooms register their commands on it
+        devices_room.install(self)
+        helpers_room.install(self)         # after the devices (helpers pair as devices), before whatever uses the decoder
+        firmware_room.install(self)
+        updates_room.install(self)         # after the firmware cache: it offers hearth-appliance releases from it
+        admin.install(self)
+        logbuffer.install(self)
+        utterances.install(self)
+        satellites.install(self)
+        hermes.install(self)
+        wyoming_server.install(self)
+        discovery.install(self)
+        # what the rooms serve on the web page: installed here, at the edge (web/ imports the rooms, never the reverse)
+        self.web_installers += [lambda app: device_api.install(app, self),
+                                lambda app: firmware_routes.install(app, self.firmware)]
+
     def start_web(self) -> None:
-        from web.server import WebServer
         self.web = WebServer(self)
         self.web.start()
         self._stoppers.insert(0, self.web.stop)
@@ -236,8 +242,7 @@ class Service:
         self.writer_lock.acquire(f"hearth service ({self.settings.data_dir})")
         self.accounts.ensure()
         self.build_voice()
-        for module in ROOMS:
-            importlib.import_module(module).install(self)
+        self.install_rooms()
         self.connect()
         self.start_web()
         self.integrity.start(self.store)
@@ -262,3 +267,10 @@ class Service:
         self._stoppers.clear()
         self.store.close()
         self.writer_lock.release()
+
+
+def recovery_service(settings: Settings, damage: Exception) -> RecoveryService:
+    """Recovery mode's wiring: the registry is damaged beyond repair; the recovery page comes up alone."""
+    recovery = RecoveryService(settings, damage)
+    recovery.serve_web = lambda: WebServer(recovery, app=recovery_app(recovery))
+    return recovery

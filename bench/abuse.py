@@ -21,7 +21,7 @@ import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appliance import client
+from appliance.commands import client
 from appliance.audio.pcm import Wav, read_wav
 from bench.common import ROOT, median_ms, p90_ms, word_error_rate
 

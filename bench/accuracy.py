@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from appliance import client as hclient
-from appliance.accounts import CLI_USER, LocalAccounts
-from appliance.config import SttSettings
+from appliance.commands import client as hclient
+from appliance.state.accounts import CLI_USER, LocalAccounts
+from appliance.state.config import SttSettings
 from appliance.stt import models
 from appliance.stt.whisper import WhisperEngine
 from bench import clips as heldout

@@ -42,7 +42,7 @@ def read_pcm(path: str) -> tuple[bytes, int]:
 
 def stream_flood(args) -> dict:
     """Sessions one after another, each streaming the clip (looped) at `--speed` x real time."""
-    from appliance.client import DeviceLink
+    from appliance.commands.client import DeviceLink
     from mqtt import topics
     from mqtt.client import Credentials
     from mqtt.messages import Error, SttStart

@@ -83,7 +83,7 @@ class Helper:
 
 def utterance(creds, pcm: bytes, speech_end: float, out: list, failed: list) -> None:
     """One device says one command in real time: (end of speech -> final in s, text)."""
-    from appliance import client as hclient
+    from appliance.commands import client as hclient
     from appliance.audio.pcm import AudioFormat, Wav
     try:
         with hclient.DeviceLink(creds) as link:
@@ -106,7 +106,7 @@ def batch(devices: list, clips: list, failed: list) -> list:
 
 
 def helper_rows(data: Path) -> list[dict]:
-    from appliance import control
+    from appliance.process import control
     return control.call(data, "helpers.list", {}, alone=lambda: [], holder="bench helpers")
 
 
@@ -114,7 +114,7 @@ def wire_cost(box, pcm: bytes) -> dict:
     """One job's bytes (binary framing against JSON + base64) and its trip through the broker and back."""
     import base64
 
-    from appliance.accounts import LocalAccounts
+    from appliance.state.accounts import LocalAccounts
     from mqtt import jobs as wire
     from mqtt.broker import SERVICE_USER
     from mqtt.client import Connection, Credentials

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from appliance.config import WakeSettings
+from appliance.state.config import WakeSettings
 from bench.common import ROOT, keep_history, p90_ms, speech_clip, start_hearth
 from bench.satellite_fleet import FRAME, Fleet
 from mqtt import topics

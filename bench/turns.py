@@ -77,7 +77,7 @@ def _final(link, session: str, item, partials: list) -> SttFinal | None:
 
 
 def hearth(link, clip: Clip, mode: str, timeout: float = 30.0) -> Turn:
-    """One turn through Hearth as a device (`appliance.client.DeviceLink`)."""
+    """One turn through Hearth as a device (`appliance.commands.client.DeviceLink`)."""
     session = uuid.uuid4().hex[:12]
     link.publish(topics.stt_start(link.device), SttStart(
         session=session, rate=16000, width=2, channels=1,
@@ -141,7 +141,7 @@ def peer(port: int, clip: Clip, mode: str) -> Turn:
 
 def hearth_say(link, text: str) -> float:
     """Seconds from `tts/say` to the first audio chunk on the device (never from the phrase cache)."""
-    from appliance import client as hclient
+    from appliance.commands import client as hclient
     spoken = hclient.say(link, text)
     if spoken.end.cached:
         raise BenchError(f"Hearth answered {text!r} from its phrase cache: the bench must ask new texts")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from appliance import client as hclient
-from appliance.accounts import CLI_USER, LocalAccounts
+from appliance.commands import client as hclient
+from appliance.state.accounts import CLI_USER, LocalAccounts
 from appliance.stt.models import bundled_tiny
 from bench import clips as heldout
 from bench import peers, turns

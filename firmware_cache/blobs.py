@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.storage import fsync_dir
+from appliance.state.storage import fsync_dir
 from firmware_cache.errors import QuotaError
 
 

@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from appliance import control
-from appliance.config import Settings
-from appliance.store import Store
+from appliance.process import control
+from appliance.state.config import Settings
+from appliance.state.store import Store
 from firmware_cache import commands
 from firmware_cache.errors import FirmwareError
 
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Ask the running service (appliance/control.py); act alone, under its lock, only when none runs."""
+    """Ask the running service (appliance/process/control.py); act alone, under its lock, only when none runs."""
     action, params = _request(args)
     try:
         result = control.call(settings.data_dir, action, params, alone=lambda: _alone(settings, action, params),

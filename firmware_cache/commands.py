@@ -1,7 +1,7 @@
 """What `hearth firmware ...` does, as named actions on one FirmwareCache.
 
 The same code runs in both places a command can act: inside the running service (asked over the
-control channel, appliance/control.py, so its downloads join the service's single-flight and its
+control channel, appliance/process/control.py, so its downloads join the service's single-flight and its
 changes are announced at once) or, when no service runs, in the command itself under the
 service lock. Results are plain JSON-able dicts; the command line prints them.
 """

@@ -17,7 +17,7 @@ from dataclasses import asdict
 
 import sqlite_utils
 
-from appliance.store import Store
+from appliance.state.store import Store
 from firmware_cache.manifest import Release
 
 

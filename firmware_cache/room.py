@@ -1,7 +1,7 @@
-"""Wiring into the service (appliance.service.ROOMS): `install(service)` builds the one FirmwareCache.
+"""Wiring into the service (appliance/service.py install_rooms): `install(service)` builds the one FirmwareCache.
 
 It uses the service's store, settings and publish function, subscribes to the devices' firmware
-reports, adds the download routes to the web app, re-announces after every broker (re)connect,
+reports (the wiring adds its download routes, web/firmware_routes.py, to the web app), re-announces after every broker (re)connect,
 offers `hearth firmware ...` on the control channel, and starts the periodic check once the
 service runs.
 """
@@ -46,8 +46,6 @@ class Reports:
 
 
 def install(service) -> FirmwareCache:
-    from web import firmware_routes
-
     cache = FirmwareCache(service.settings.firmware, service.settings.data_dir, service.store, service._publish)
     service.firmware = cache
     cache.blobs.reserve = service.disk.reserve_bytes        # fetches leave the low-disk reserve free
@@ -55,7 +53,6 @@ def install(service) -> FirmwareCache:
     reports = Reports(cache, service.chores, service.settings.limits.max_json_bytes)
     for kind in fw.MESSAGES:
         service.inbound.extra[kind] = lambda device, ref, payload, kind=kind: reports.on_report(device, kind, payload)
-    service.web_installers.append(lambda app: firmware_routes.install(app, cache))
     if control := getattr(service, "control", None):
         commands.install(control, cache)
     service.after_connect.append(cache.announcer.announce_all)

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.config import FirmwareSettings
-from appliance.store import Store
+from appliance.state.config import FirmwareSettings
+from appliance.state.store import Store
 from firmware_cache import esphome, importer
 from firmware_cache.announce import Announcer, Publish
 from firmware_cache.blobs import BlobStore

@@ -43,7 +43,7 @@ class Account:
     extra_read: tuple[str, ...] = field(default_factory=tuple)
     extra_readwrite: tuple[str, ...] = field(default_factory=tuple)
     deny: tuple[str, ...] = field(default_factory=tuple)     # checked before the patterns: e.g. a helper's stt/tts
-    label: str = ""                  # a device's name, kept as a comment in the ACL (appliance/lost.py reads it)
+    label: str = ""                  # a device's name, kept as a comment in the ACL (appliance/state/lost.py reads it)
 
 
 def hash_password(password: str, iterations: int = 101) -> str:
@@ -137,7 +137,7 @@ class BrokerConfig:
 def render_acl(accounts: list[Account]) -> str:
     lines = ["# Written by Hearth (mqtt/broker.py) from the device registry; changes are overwritten.", ""]
     for acc in sorted(accounts, key=lambda a: a.username):
-        if acc.label:              # a second record of the name, for a registry that is lost (appliance/lost.py)
+        if acc.label:              # a second record of the name, for a registry that is lost (appliance/state/lost.py)
             lines.append("# device: " + " ".join(acc.label.split()))
         lines.append(f"user {acc.username}")
         if acc.kind == "service":

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from appliance import config
+from appliance.state import config
 from appliance.audio.pcm import Wav, read_wav
-from appliance.client import DeviceLink
-from appliance.service import Service, broker_config
+from appliance.commands.client import DeviceLink
+from appliance.process.broker import broker_config
+from appliance.service import Service
 from bench.common import word_error_rate  # noqa: F401  (tests import it from here)
 from mqtt.broker import Account, ManagedBroker, hash_password, new_password
 from mqtt import topics
@@ -38,7 +39,7 @@ def free_port() -> int:
 
 
 def toml(sections: dict) -> str:
-    """A few sections of a `hearth.toml` (a whole one from Settings: appliance.config.to_toml)."""
+    """A few sections of a `hearth.toml` (a whole one from Settings: appliance.state.config.to_toml)."""
     out = []
     for name, values in sections.items():
         out.append(f"[{name}]")

@@ -16,8 +16,8 @@ import bottle
 import waitress
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from appliance.config import FirmwareSettings
-from appliance.store import Store
+from appliance.state.config import FirmwareSettings
+from appliance.state.store import Store
 from firmware_cache import manifest
 from firmware_cache.fetch import FetchOptions
 from firmware_cache.service import FirmwareCache

@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from appliance.client import DeviceLink, Heard, transcribe
+from appliance.commands.client import DeviceLink, Heard, transcribe
 from appliance.helpers.join import credentials_path
 from conftest import Hearth, make_settings, toml  # noqa: F401  (tests import toml from here)
 from mqtt import topics
@@ -73,7 +73,7 @@ class HelperProc:
     def start(self, h: Hearth, model: str = "tiny.en", timeout: float = 45.0) -> "HelperProc":
         env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARTH_DATA": str(self.data)}
         env.pop("HEARTH_CONFIG", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "helper", "run"], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "appliance.commands.cli", "helper", "run"], cwd=ROOT, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.monotonic() + timeout

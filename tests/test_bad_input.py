@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from appliance import client
+from appliance.commands import client
 from mqtt import topics
 from mqtt.messages import Error, SttStart
 from conftest import word_error_rate

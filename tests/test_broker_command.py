@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from appliance.accounts import CLI_USER, LocalAccounts
+from appliance.state.accounts import CLI_USER, LocalAccounts
 from conftest import free_port
 
 HEARTH = str(Path(sys.executable).with_name("hearth"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from appliance import client
+from appliance.commands import client
 from mqtt import topics
 from mqtt.messages import Error, SttEnd, SttFinal, SttStart
 from conftest import Hearth, make_settings, word_error_rate

@@ -56,7 +56,7 @@ def _retained(hearth, pattern: str, wait_s: float = 1.0) -> dict[str, int]:
 
 
 def test_retained_messages_no_device_may_keep_are_cleared(hearth):
-    from appliance.retained import keep
+    from appliance.process.retained import keep
     filler = Connection(hearth.credentials("retained-filler2"), lambda t, p: None).start()
     status = b'{"type":"device-status","v":1,"online":true}'
     try:

@@ -1,4 +1,4 @@
-"""The local control channel (appliance/control.py): a real Unix socket, a real flock."""
+"""The local control channel (appliance/process/control.py): a real Unix socket, a real flock."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from appliance import control
+from appliance.process import control
 
 
 class Refused(Exception):

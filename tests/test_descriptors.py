@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import resource
 
-from appliance import descriptors
-from appliance.config import Settings
+from appliance.process import descriptors
+from appliance.state.config import Settings
 from mqtt.broker import BrokerConfig
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from appliance.devices.errors import BadSetting
 from appliance.devices.manager import Devices
-from appliance.store import Store
+from appliance.state.store import Store
 from conftest import make_settings
 from firmware_cache.errors import BadDeviceType
 from firmware_support import make_cache

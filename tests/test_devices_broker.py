@@ -11,8 +11,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from appliance import client
-from appliance.client import DeviceLink
+from appliance.commands import client
+from appliance.commands.client import DeviceLink
 from mqtt import devices as wire
 from mqtt import topics
 from mqtt.client import Connection, Credentials, MqttError

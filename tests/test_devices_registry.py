@@ -12,7 +12,7 @@ from appliance.devices.errors import (BadCode, BadSetting, BadToken, NotConfirme
                                       UnknownDevice)
 from appliance.devices.manager import Devices
 from appliance.devices.pairing import ALPHABET
-from appliance.store import Store
+from appliance.state.store import Store
 from conftest import make_settings
 from devices_kit import pair_device
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from appliance import cli
-from appliance.client import DeviceLink
+from appliance.commands import cli
+from appliance.commands.client import DeviceLink
 from conftest import Hearth, free_port, make_settings
 from devices_kit import pair_device
 from mqtt import devices as wire

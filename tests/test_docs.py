@@ -6,7 +6,9 @@ import dataclasses
 import re
 from pathlib import Path
 
-from appliance import cli, config
+from appliance.commands import cli
+
+from appliance.state import config
 from mqtt.messages import all_topics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +44,7 @@ def test_documented_defaults_match_the_code():
 
 
 def test_the_default_config_file_parses():
-    from appliance.runner import _DEFAULT_CONFIG
+    from appliance.commands.runner import _DEFAULT_CONFIG
     import tomllib
     assert config.from_dict(tomllib.loads(_DEFAULT_CONFIG), Path("/tmp")) == config.Settings(data_dir=Path("/tmp"))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from appliance.audio.endpoint import Endpointer
-from appliance.config import EndpointSettings
+from appliance.state.config import EndpointSettings
 
 SILENCE = b"\0\0" * 16000
 

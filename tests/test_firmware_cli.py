@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from appliance import config
+from appliance.state import config
 from firmware_cache import cli
 from firmware_support import Upstream, free_port, image, publish_release, release_doc
 

@@ -123,7 +123,7 @@ def test_docs_list_every_topic_and_config_key():
     text = (ROOT / "docs" / "firmware.md").read_text()
     for topic in fw.TOPICS:
         assert f"`{topic}`" in text, topic
-    from appliance.config import FirmwareSettings
-    from appliance.config import _toml_value
+    from appliance.state.config import FirmwareSettings
+    from appliance.state.config import _toml_value
     rows = dict(re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", text.split("## Config keys")[1], re.M))
     assert rows == {f.name: _toml_value(f.default) for f in dataclasses.fields(FirmwareSettings)}

@@ -21,7 +21,7 @@ def joined(h, data, name: str, model_name: str = "", model_dir: str = "") -> Hel
     """`hearth helper join URL`: the code it prints is confirmed on the box, as a person would."""
     data.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARTH_DATA": str(data)}
-    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "helper", "join", h.web_url, "--name", name],
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.commands.cli", "helper", "join", h.web_url, "--name", name],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = proc.stdout.readline()
     assert line.startswith("Confirm code "), line
@@ -97,7 +97,7 @@ def test_jobs_asking_for_large_reach_only_the_large_helper_and_the_rest_never_do
 def test_hearth_helpers_lists_them_with_their_models_and_counts(rig):
     h, tiny, large, _ = rig
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARTH_DATA": str(h.settings.data_dir)}
-    out = subprocess.run([sys.executable, "-m", "appliance.cli", "helpers"], cwd=ROOT, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "appliance.commands.cli", "helpers"], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     rows = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}

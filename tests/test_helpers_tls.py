@@ -31,7 +31,7 @@ def test_join_and_run_over_tls(tls_box, tmp_path):
     data.mkdir()
     (data / "hearth.toml").write_text(toml({"stt": {"threads": 1, "model": "tiny.en"}}))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HEARTH_DATA": str(data)}
-    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "helper", "join", h.web_url, "--run"],
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.commands.cli", "helper", "join", h.web_url, "--run"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = proc.stdout.readline()

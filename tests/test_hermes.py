@@ -17,9 +17,11 @@ from rhasspyhermes.asr import AsrStartListening, AsrStopListening, AsrTextCaptur
 from rhasspyhermes.audioserver import AudioFrame, AudioPlayFinished
 from rhasspyhermes.tts import TtsSay, TtsSayFinished
 
-from appliance import cli, config
+from appliance.commands import cli
+
+from appliance.state import config
 from appliance.audio.pcm import wav_bytes
-from appliance.client import send_offset
+from appliance.commands.client import send_offset
 from appliance.compat import hermes_account
 from conftest import word_error_rate
 from mqtt.client import Connection, Credentials
@@ -78,7 +80,7 @@ class Satellite:
 
     def stream(self, site: str, wav, realtime: bool = False) -> None:
         src = io.BytesIO(wav_bytes(wav.pcm, wav.format.rate))
-        t0, sent = time.monotonic(), 0.0          # not realtime: as fast as Hearth accepts (appliance.client's pace)
+        t0, sent = time.monotonic(), 0.0          # not realtime: as fast as Hearth accepts (appliance.commands.client's pace)
         for chunk in AudioFrame.iter_wav_chunked(src, frames_per_chunk=512, live_delay=realtime):
             if not realtime:
                 time.sleep(max(0.0, t0 + send_offset(sent, False) - time.monotonic()))

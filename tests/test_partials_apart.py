@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from appliance.config import SttSettings
+from appliance.state.config import SttSettings
 from appliance.stt.decoder import FINAL, PARTIAL, PARTIAL_NICE, DecodeJob, Decoder
 from appliance.stt.engines import load_engine, partial_engine
 import numpy as np

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import stat
 
-from appliance.runner import private
+from appliance.commands.runner import private
 
 
 def test_a_world_readable_data_dir_is_made_private(tmp_path):

@@ -9,9 +9,9 @@ import sys
 import threading
 import time
 
-from appliance import satellite
+from appliance.commands import satellite
 from appliance.audio.pcm import Wav, read_wav, wav_bytes
-from appliance.client import DeviceLink
+from appliance.commands.client import DeviceLink
 from conftest import word_error_rate
 from mqtt import wake as w
 from mqtt.messages import Error
@@ -139,7 +139,7 @@ def test_satellite_command_prints_detection_transcript_and_reply(hearth, speech,
     wav = tmp_path / "hey.wav"
     wav.write_bytes(wav_bytes(lead(speech(WAKE), 0.5).pcm, 16000))
     url = f"mqtt://{creds.username}:{creds.password}@127.0.0.1:{creds.port}"
-    out = subprocess.run([sys.executable, "-m", "appliance.cli", "client", "satellite", "--wav", str(wav),
+    out = subprocess.run([sys.executable, "-m", "appliance.commands.cli", "client", "satellite", "--wav", str(wav),
                           "--broker", url, "--room", "study"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -150,7 +150,7 @@ def test_satellite_command_prints_detection_transcript_and_reply(hearth, speech,
 
 
 def test_satellite_command_reports_a_missing_file():
-    out = subprocess.run([sys.executable, "-m", "appliance.cli", "client", "satellite", "--wav", "/nonexistent.wav",
+    out = subprocess.run([sys.executable, "-m", "appliance.commands.cli", "client", "satellite", "--wav", "/nonexistent.wav",
                           "--broker", "mqtt://x:y@127.0.0.1:1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stderr.startswith("Error: ")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import pytest
 
-from appliance import client
-from appliance.config import SttSettings
+from appliance.commands import client
+from appliance.state.config import SttSettings
 from appliance.stt import choice, models
 from conftest import word_error_rate
 from voices import in_room, quiet, say, to_wav

@@ -24,9 +24,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from appliance import config, control
+from appliance.state import config
+
+from appliance.process import control
 from appliance.audio.pcm import Wav
-from appliance.client import DeviceLink, transcribe
+from appliance.commands.client import DeviceLink, transcribe
 from appliance.support import bundle
 from appliance.support.redact import SecretInBundle, known_secrets
 from conftest import Hearth, free_port, make_settings
@@ -150,7 +152,7 @@ def check(archive: bytes, h: Hearth, paired, text: str, live: bool, marker: str 
 
 def hearth_cli(h: Hearth, out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "appliance.cli", "--data", str(h.settings.data_dir),
+    return subprocess.run([sys.executable, "-m", "appliance.commands.cli", "--data", str(h.settings.data_dir),
                            "support", "bundle", "--out", str(out)], capture_output=True, text=True, env=env, timeout=120)
 
 

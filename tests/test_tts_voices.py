@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import TtsSettings
+from appliance.state.config import TtsSettings
 from appliance.tts import voices
 
 

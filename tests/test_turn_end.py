@@ -15,10 +15,12 @@ import threading
 import numpy as np
 import pytest
 
-from appliance import client, live
+from appliance.commands import client
+
+from appliance.state import live
 from appliance.audio import turn
 from appliance.audio.endpoint import Endpointer
-from appliance.config import EndpointSettings
+from appliance.state.config import EndpointSettings
 from voices import RATE, in_room, quiet, say, to_wav
 
 COMPLETE = [

@@ -56,7 +56,7 @@ def hearth(data: Path, box: RaucBox, *args: str, update: dict | None = None) -> 
     section = {**box.settings(), **(update or {})}
     (data / "hearth.toml").write_text("[update]\n" + "".join(f'{k} = "{v}"\n' for k, v in section.items()))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "appliance.cli", "--data", str(data), "update", *args],
+    return subprocess.run([sys.executable, "-m", "appliance.commands.cli", "--data", str(data), "update", *args],
                           capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import config
+from appliance.state import config
 from conftest import Hearth, make_settings
 from update_support import RaucBox, make_bundle
 
@@ -28,7 +28,7 @@ def box(tmp_path_factory):
 
 
 def hearth_cli(data: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "appliance.cli", "--data", str(data), "update", *args],
+    return subprocess.run([sys.executable, "-m", "appliance.commands.cli", "--data", str(data), "update", *args],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
                           cwd=ROOT)
 
@@ -53,7 +53,7 @@ def test_confirm_marks_the_new_slot_good_only_when_hearth_is_healthy(box, tmp_pa
 
     # Hearth comes up: confirm waits for it, then RAUC marks slot B good through the bootloader
     hearth = Hearth(settings)
-    confirm = subprocess.Popen([sys.executable, "-m", "appliance.cli", "--data", str(data), "update", "confirm",
+    confirm = subprocess.Popen([sys.executable, "-m", "appliance.commands.cli", "--data", str(data), "update", "confirm",
                                 "--timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from appliance import client
+from appliance.commands import client
 from appliance.audio.pcm import read_wav, wav_bytes
 from conftest import word_error_rate
 from voices import RATE, in_room, quiet, say, to_wav

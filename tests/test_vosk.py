@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from appliance import client
+from appliance.commands import client
 from appliance.audio.pcm import read_wav, wav_bytes
 from conftest import Hearth, make_settings
 
@@ -47,7 +47,7 @@ def test_vosk_silence_gives_nothing(vosk_hearth):
 
 
 def test_unknown_engine_device_and_bad_model_dir_are_named(tmp_path):
-    from appliance.config import SttSettings
+    from appliance.state.config import SttSettings
     from appliance.stt.engines import SttError, load_engine
     with pytest.raises(SttError, match="unknown stt.engine 'kaldi'"):
         load_engine(SttSettings(engine="kaldi"))
@@ -65,7 +65,7 @@ def test_auto_device_follows_what_ctranslate2_sees():
     where there is none is a clear error, not a silent CPU."""
     import ctranslate2
 
-    from appliance.config import SttSettings
+    from appliance.state.config import SttSettings
     from appliance.stt.engines import SttError
     from appliance.stt.whisper import WhisperEngine
     gpus = ctranslate2.get_cuda_device_count()

@@ -8,7 +8,7 @@ import pytest
 from pyopen_wakeword import Model, OpenWakeWord, OpenWakeWordFeatures
 
 from appliance.audio.pcm import level_dbfs
-from appliance.config import WakeSettings
+from appliance.state.config import WakeSettings
 from appliance.wake.arbitration import Arbiter, Claim
 from appliance.wake.features import CHUNK_BYTES, OwwFeatures, OwwModel
 from appliance.wake.models import MICRO, OWW, Catalog, WakeModelError, threshold

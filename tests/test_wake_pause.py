@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from appliance import satellite
+from appliance.commands import satellite
 from conftest import word_error_rate
 from voices import RATE, in_room, quiet, say, to_wav
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from appliance import client as device_client
-from appliance.client import DeviceLink
-from appliance.client import ClientError
+from appliance.commands import client as device_client
+from appliance.commands.client import DeviceLink
+from appliance.commands.client import ClientError
 from mqtt.client import Credentials
 from web_support import SLOW_VOICE, admin_password, start_web_hearth
 

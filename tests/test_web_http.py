@@ -17,8 +17,8 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 import requests
 
-from appliance import client as device_client
-from appliance.client import DeviceLink
+from appliance.commands import client as device_client
+from appliance.commands.client import DeviceLink
 from mqtt.client import Credentials
 from web.app import metrics_allowed
 from web_support import SLOW_VOICE, admin_password, login_form, sign_in, start_web_hearth
@@ -143,7 +143,7 @@ def test_voice_change_applies_live_and_is_written_to_the_config_file(web, signed
     assert s.sessions.settings.endpoint.silence_ms == 450 and s.settings.wake.sensitivity == 0.7
     text = (web.settings.data_dir / "hearth.toml").read_text()
     assert f'voice = "{SLOW_VOICE}"' in text and "silence_ms = 450" in text
-    from appliance import config
+    from appliance.state import config
     assert config.load(data_dir=web.settings.data_dir).tts.voice == SLOW_VOICE
     r = signed_in.post(f"{base}/api/voice", json={"stt.engine": "vosk"})
     assert r.json()["restart_needed"] == ["stt.engine"]
@@ -283,7 +283,7 @@ def _wsgi_get(app, path: str, remote: str, headers: dict | None = None) -> tuple
 
 
 def test_metrics_route_from_another_host_needs_the_token(web):
-    from appliance import live
+    from appliance.state import live
     app = web.service.web.app
     status, _ = _wsgi_get(app, "/metrics", "192.168.1.20")
     assert status.startswith("401")
@@ -375,7 +375,7 @@ def test_every_route_is_documented(web):
 def test_a_password_reset_signs_everybody_out_and_login_is_rate_limited(web, signed_in):
     """Last in this module: it changes the password and uses up the sign-in attempts."""
     base = web.web_url
-    from appliance.admin import AdminPassword
+    from appliance.state.admin import AdminPassword
     time.sleep(0.01)
     new = AdminPassword(web.settings.data_dir).reset()
     assert signed_in.get(f"{base}/api/overview").status_code == 401

@@ -45,7 +45,7 @@ def test_first_start_prints_the_password_once_and_restart_reexecutes(tmp_path):
     web_port = free_port()
     (data / "hearth.toml").write_text(loopback_config(web_port))
     env = {**os.environ, "HEARTH_DATA": str(data), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "run"], cwd=ROOT, env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "appliance.commands.cli", "run"], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         out = _lines(proc)

@@ -9,7 +9,7 @@ import functools
 import numpy as np
 import pytest
 
-from appliance.config import SttSettings
+from appliance.state.config import SttSettings
 from bench import clips
 from appliance.stt.engines import SttError, load_engine
 from appliance.stt.whisper import repetitive

@@ -19,7 +19,7 @@ from wyoming.error import Error
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
-from appliance.client import send_offset
+from appliance.commands.client import send_offset
 from conftest import word_error_rate
 
 COMMAND = "Turn on the kitchen lights and set a timer for ten minutes."
@@ -46,7 +46,7 @@ async def events_until(client: AsyncTcpClient, *types: str) -> list:
 
 
 async def send_audio(client: AsyncTcpClient, pcm: bytes, rate: int, chunk_bytes: int = 2048) -> None:
-    """As fast as Hearth accepts audio (limits.audio_rate): appliance.client's pace."""
+    """As fast as Hearth accepts audio (limits.audio_rate): appliance.commands.client's pace."""
     await client.write_event(AudioStart(rate=rate, width=2, channels=1).event())
     t0 = time.monotonic()
     for i in range(0, len(pcm), chunk_bytes):

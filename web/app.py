@@ -1,43 +1,24 @@
 """The bottle application: mounts every room's routes on one app.
 
 Order matters: the sign-in guard (web/auth.py) is installed first, so every page and JSON route
-added after it, here or by a room through `service.web_installers`, needs a signed-in session,
+added after it, here or by the wiring through `service.web_installers`, needs a signed-in session,
 except the device API (/v1/...), firmware downloads (/firmware/...), /health and /metrics.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
-import sqlite3
 import time
 
 import bottle
 
-from appliance import storage
 from mqtt.broker import BrokerConfig, usage
-
-
-def json_error(status: int, code: str, message: str) -> bottle.HTTPResponse:
-    return bottle.HTTPResponse(status=status, body=json.dumps({"error": code, "message": message}),
-                               headers={"Content-Type": "application/json"})
-
-
-def metrics_allowed(environ: dict, token: str) -> bool:
-    """Loopback peers always; others only with `Authorization: Bearer <[web] metrics_token>`."""
-    try:
-        if ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback:
-            return True
-    except ValueError:
-        pass
-    auth = environ.get("HTTP_AUTHORIZATION", "")
-    return bool(token) and auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip().encode(), token.encode())
+from web import auth, devices_page, overview, pages, privacy_page, system_page, updates_page, voice_page
+from web.devices_page import listing
+from web.replies import disk_full_replies, json_error, metrics_allowed
 
 
 def build_app(service) -> bottle.Bottle:
-    from web import auth, devices_page, overview, pages, privacy_page, system_page, updates_page, voice_page
-
     app = bottle.Bottle()
     app.config["hearth.service"] = service
     _count_requests(app, service)
@@ -89,21 +70,6 @@ def build_app(service) -> bottle.Bottle:
     return app
 
 
-def disk_full_replies(data_dir):
-    """A bottle plugin: a write that found the data disk full (or under the reserve) answers 507."""
-    def plugin(callback):
-        def wrapper(*args, **kwargs):
-            try:
-                return callback(*args, **kwargs)
-            except (OSError, sqlite3.Error) as exc:
-                if not storage.no_space(exc):
-                    raise
-                err = exc if isinstance(exc, storage.StorageError) else storage.disk_full(data_dir)
-                return json_error(507, err.code, str(err))
-        return wrapper
-    return plugin
-
-
 def _count_requests(app: bottle.Bottle, service) -> None:
     @app.hook("before_request")
     def started():
@@ -142,7 +108,6 @@ def broker_usage(service) -> dict:
 
 
 def _online(service) -> int:
-    from web.devices_page import listing
     return sum(1 for d in listing(service)["devices"] if d.get("online"))
 
 

@@ -8,15 +8,14 @@ a restart or a password reset signs everybody out. Every path needs a session ex
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import bottle
 
 from web import csrf
-from web.app import json_error
+from web.pages import render
+from web.replies import json_error
+from web.sessions import Sessions, current
 from web.signin_throttle import KnownBrowsers, Throttle, Ticket
 
 COOKIE = "hearth_session"
@@ -27,45 +26,6 @@ PUBLIC_PREFIXES = ("/v1/", "/firmware/", "/static/")
 PUBLIC_PATHS = {"/health", "/metrics", "/login", "/favicon.ico"}
 MAX_NEXT_CHARS = 2000
 URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
-
-
-@dataclass
-class Session:
-    token: str
-    csrf: str
-    expires: float
-    generation: int
-
-
-class Sessions:
-    def __init__(self, hours: int):
-        self.ttl = hours * 3600
-        self._lock = threading.Lock()
-        self._by_token: dict[str, Session] = {}
-
-    def create(self, generation: int) -> Session:
-        s = Session(csrf.new_token(), csrf.new_token(), time.time() + self.ttl, generation)
-        with self._lock:
-            now = time.time()
-            self._by_token = {t: v for t, v in self._by_token.items() if v.expires > now}
-            self._by_token[s.token] = s
-        return s
-
-    def get(self, token: str | None, generation: int) -> Session | None:
-        if not token:
-            return None
-        with self._lock:
-            s = self._by_token.get(token)
-            if s is None:
-                return None
-            if s.expires < time.time() or s.generation != generation:
-                del self._by_token[token]
-                return None
-            return s
-
-    def drop(self, token: str | None) -> None:
-        with self._lock:
-            self._by_token.pop(token or "", None)
 
 
 def is_public(path: str) -> bool:
@@ -79,10 +39,6 @@ def client_addr() -> str:
 
 def secure_request() -> bool:
     return bottle.request.urlparts.scheme == "https"
-
-
-def current() -> Session | None:
-    return bottle.request.environ.get("hearth.session")
 
 
 def install(app: bottle.Bottle, service) -> None:
@@ -109,7 +65,6 @@ def install(app: bottle.Bottle, service) -> None:
 
     @app.get("/login")
     def login_page():
-        from web.pages import render
         if current():
             return bottle.redirect("/")
         token = csrf.new_token()
@@ -119,7 +74,6 @@ def install(app: bottle.Bottle, service) -> None:
 
     @app.post("/login")
     def login():
-        from web.pages import render
         request = bottle.request
         expected = request.get_cookie(csrf.LOGIN_COOKIE) or ""
         try:

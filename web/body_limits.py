@@ -11,7 +11,7 @@ would refuse is never buffered or spooled to a temp file:
 | `POST /v1/stt` without one | PRE_LOGIN_BYTES, then 401 `bad_token` |
 | other `/v1/...` (pairing, settings) | `[limits] max_json_bytes` |
 | `/firmware/...`, `/static/...`, `/health`, `/metrics` | PRE_LOGIN_BYTES |
-| `POST /api/system/restore` (signed in) | the largest backup upload (appliance/backup.py) |
+| `POST /api/system/restore` (signed in) | the largest backup upload (appliance/state/backup.py) |
 | `POST /api/system/update/upload` (signed in) | `[update] max_bundle_mb`, and what the data disk has free above the low-disk reserve (507 `disk_full` over that); the body is spooled to `<data>/update/incoming/`, never held in memory |
 | any other route (signed in) | SIGNED_IN_BYTES |
 
@@ -104,7 +104,7 @@ def _cookie(header: str, name: str) -> str:
 def for_service(service, app) -> BodyLimits:
     import sqlite3
 
-    from appliance import backup
+    from appliance.state import backup
     from appliance.devices.errors import DeviceError
 
     sessions = app.config["hearth.sessions"]

@@ -18,11 +18,11 @@ import bottle
 from appliance.audio.decode import AudioFileError, decode_file
 from appliance.audio.pcm import ENGINE_BYTES_PER_S
 from appliance.devices.errors import DeviceError, Forbidden, NotConfirmed
-from appliance.runner import lan_address
-from appliance.shares import TooFast
+from appliance.process.broker import lan_address
+from appliance.voice.shares import TooFast
 from appliance.stt.decoder import QueueFull
 from appliance.stt.oneshot import DecodeFailed, transcribe
-from web.app import json_error
+from web.replies import json_error
 
 TIME_FORMATS = {"24h": "full", "12h": "half"}
 SEEN_EVERY_S = 5.0           # a device's last-seen time is written at most this often
@@ -135,7 +135,7 @@ def install(app: bottle.Bottle, service) -> None:
         broker = service.settings.broker
         host = broker.advertise_host or (bottle.request.urlparts.hostname or lan_address(broker.bind))
         tls = service.settings.broker.tls_port
-        from appliance.service import broker_config
+        from appliance.process.broker import broker_config
         ca_files = broker_config(service.settings).tls_files if tls else None
         return reply({**done.tokens.mycroft(), "mqtt": {
             "host": host, "port": broker.port, "tls_port": tls, "username": done.device.id,

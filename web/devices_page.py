@@ -24,7 +24,7 @@ import re
 
 import bottle
 
-from appliance import live
+from appliance.state import live
 from web.pages import as_json, bad_request, body, form_reply, render
 
 NAME = re.compile(r"^[^\x00-\x1f<>]{1,64}$")

@@ -86,7 +86,7 @@ def _row(device) -> dict:
 
 
 def _version() -> str:
-    from appliance.service import VERSION
+    from appliance.version import VERSION
     return VERSION
 
 

@@ -13,7 +13,8 @@ from urllib.parse import quote
 
 import bottle
 
-from web import auth, csrf
+from web import csrf
+from web.sessions import current
 
 VIEWS = Path(__file__).resolve().parent / "views"
 STATIC = Path(__file__).resolve().parent / "static"
@@ -22,7 +23,7 @@ NAV = [("/", "Overview"), ("/devices", "Devices"), ("/voice", "Voice"), ("/updat
 
 
 def render(name: str, **values) -> str:
-    session = auth.current()
+    session = current()
     values.setdefault("title", name.title())
     values.setdefault("errors", {})
     values.setdefault("notice", bottle.request.query.getunicode("notice") or "")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bottle
 
-from appliance import live
+from appliance.state import live
 from web.format import attachment
 from web.pages import as_json, body, form_reply, render
 

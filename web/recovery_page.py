@@ -1,4 +1,4 @@
-"""The web page in recovery mode (appliance/recovery.py): sign in, see what is damaged, restore or reset.
+"""The web page in recovery mode (appliance/state/recovery.py): sign in, see what is damaged, restore or reset.
 
     GET  /                     what is damaged and the ways out (signed in)
     GET  /api/recovery         the same as JSON
@@ -15,10 +15,11 @@ import time
 
 import bottle
 
-from appliance import backup
+from appliance.state import backup
 from web import auth, pages
-from web.app import disk_full_replies, json_error, metrics_allowed
+from web.replies import disk_full_replies, json_error, metrics_allowed
 from web.pages import VIEWS, as_json, body, form_reply
+from web.sessions import current
 
 
 def state(service) -> dict:
@@ -38,7 +39,7 @@ def build_app(service) -> bottle.Bottle:
     app.install(disk_full_replies(service.settings.data_dir))
 
     def page(errors=None, values=None):
-        session = auth.current()
+        session = current()
         return bottle.template("recovery", template_lookup=[str(VIEWS)], nav=[("/", "Recovery")],
                                path=bottle.request.path, csrf=session.csrf if session else "",
                                signed_in=session is not None, title="Recovery", errors=errors or {},

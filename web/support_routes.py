@@ -1,7 +1,7 @@
 """The support bundle (appliance/support/) for the System page and for `hearth support bundle`.
 
     GET /api/system/support-bundle   signed in (the System page's button): the .tar.gz, never cached
-    control action `support.bundle`  the command's way in (appliance/control.py: local socket only)
+    control action `support.bundle`  the command's way in (appliance/process/control.py: local socket only)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import bottle
 
 from appliance.support import bundle, channel
 from appliance.support.redact import SecretInBundle
-from web.app import json_error
+from web.replies import json_error
 from web.format import attachment
 from web.overview import facts
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import bottle
 
-from appliance import backup, restart
+from appliance.state import backup
+
+from appliance.process import restart
 from appliance.update.state import boot_id
 from web import support_routes, update_routes
 from web.format import attachment

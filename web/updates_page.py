@@ -17,7 +17,7 @@ from pathlib import Path
 
 import bottle
 
-from appliance import live
+from appliance.state import live
 from firmware_cache.errors import FirmwareError
 from web.pages import as_json, body, form_reply, render
 

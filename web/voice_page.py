@@ -16,7 +16,7 @@ import time
 
 import bottle
 
-from appliance import live
+from appliance.state import live
 from appliance.stt import choice as stt_choice
 from appliance.stt.models import CATALOGUE
 from appliance.stt.vocabulary import VocabularyError

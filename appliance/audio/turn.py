@@ -6,7 +6,7 @@ from more than silence: AssemblyAI's streaming turn detection ends a turn after 
 when the transcript ends in terminal punctuation and waits up to a longer one otherwise (its
 min/max turn silence); LiveKit's and Pipecat's detectors score the words (or the audio) and move
 the wait between a min and a max delay. Hearth has a speculative transcript of everything said so
-far at the first silence anyway (appliance/sessions.py), so it judges that:
+far at the first silence anyway (appliance/voice/sessions.py), so it judges that:
 
 - complete (a finished sentence or command: terminal punctuation, not ending on a dangling word
   such as "for", "to", "the", "and", nor trailing off with "...") -> `commit_silence_ms`;
@@ -15,7 +15,7 @@ far at the first silence anyway (appliance/sessions.py), so it judges that:
   fixed rule.
 
 The VAD's own confidence and the device's hint are applied by the endpointer and the session
-(appliance/audio/endpoint.py, appliance/sessions.py); see docs/config.md [endpoint].
+(appliance/audio/endpoint.py, appliance/voice/sessions.py); see docs/config.md [endpoint].
 
 A rule, not a model, for now: LiveKit's text turn detector loads its weights from a model hub
 at run time, which Hearth may not do. Pipecat's smart-turn v3 (an 8 MB int8 ONNX classifier on a
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 
-from appliance.config import EndpointSettings
+from appliance.state.config import EndpointSettings
 
 # Words a finished English sentence or command does not end on. A word wrongly listed only costs
 # that utterance the longer wait; one missing cuts a person off. Particles that do end commands

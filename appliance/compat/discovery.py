@@ -44,7 +44,7 @@ def addresses(bind: str) -> list[str]:
 
 
 def adverts(service) -> list[Advert]:
-    from appliance.service import VERSION
+    from appliance.version import VERSION
     s = service.settings
     web_port = int(service.web.port) if getattr(service, "web", None) else s.web.port   # waitress gives a str
     out = [

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from appliance.audio.pcm import ENGINE_FORMAT, frame_to_engine
 from appliance.compat import hermes_account
-from appliance.sessions import WakeLead
+from appliance.voice.sessions import WakeLead
 from mqtt import hermes as h
 from mqtt.messages import AudioFormat, ProtocolError, SttFinal, SttPartial, SttStart
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from appliance.config import Settings, config_path, load
+from appliance.state.config import Settings, config_path, load
 from mqtt.broker import Account, hash_password, new_password
 
 HERMES_USER = "hermes-satellites"
@@ -65,7 +65,7 @@ def broker_accounts(settings: Settings) -> list[Account]:
 
 
 def advertised_url(settings: Settings, login: HermesLogin) -> str:
-    from appliance.runner import lan_address
+    from appliance.process.broker import lan_address
     host = settings.broker.advertise_host or lan_address(settings.broker.bind)
     return login.url(host, settings.broker.port)
 

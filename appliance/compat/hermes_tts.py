@@ -28,7 +28,7 @@ class HermesSpeaker:
         self.voices = service.voices
         self.metrics = service.metrics
         # a playBytes message must fit in one MQTT packet (Mosquitto's max_packet_size)
-        from appliance.service import broker_config
+        from appliance.process.broker import broker_config
         self.max_wav_bytes = broker_config(service.settings).max_packet_bytes - 1024
         self.publish = publish
         self.report = report

@@ -41,7 +41,7 @@ from wyoming.wake import Detect
 from appliance.compat.wyoming_info import build_info
 from appliance.compat.wyoming_tts import SentenceStream, synthesize
 from appliance.devices.wyoming_clients import normalize
-from appliance.shares import peer_client, shed
+from appliance.voice.shares import peer_client, shed
 from mqtt.messages import AudioFormat, ProtocolError, SttStart
 
 log = logging.getLogger(__name__)
@@ -364,7 +364,7 @@ class WyomingServer:
 
     def info(self):
         if self._info is None:
-            from appliance.service import VERSION
+            from appliance.version import VERSION
             self._info = build_info(self.service, self._wake.models if self._wake else [], VERSION)
         return self._info
 

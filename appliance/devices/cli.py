@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 from appliance.devices.manager import APPLIED_KEY, Devices
 from appliance.devices.registry import Device
 from appliance.devices.wyoming_clients import WyomingAccess
-from appliance.lost import PAIR_AGAIN, LostReport
-from appliance.store import Store
+from appliance.state.lost import PAIR_AGAIN, LostReport
+from appliance.state.store import Store
 
 COMMAND = "devices"
 

@@ -12,14 +12,14 @@ import logging
 import threading
 from collections.abc import Callable
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 from appliance.devices.errors import BadSetting
 from appliance.devices.pairing import Activation, Pairing, PendingCode
 from appliance.devices.registry import Device, Registry, check_name
 from appliance.devices.settings import SettingsBook
 from appliance.devices.skills import SkillsBook
 from appliance.devices.tokens import TokenBook
-from appliance.store import Store
+from appliance.state.store import Store
 from mqtt import devices as wire
 from mqtt.broker import Account
 

@@ -25,11 +25,11 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
-from appliance.config import DeviceSettings
+from appliance.state.config import DeviceSettings
 from appliance.devices.errors import BadCode, BadSetting, BadToken, NotConfirmed, RateLimited, TooManyPending
 from appliance.devices.registry import Device, Registry, check_name, check_type
 from appliance.devices.tokens import TokenBook, Tokens, digest
-from appliance.store import Store
+from appliance.state.store import Store
 from mqtt.broker import hash_password, new_password
 
 # No 0/O, 1/I/L, 2/Z, 5/S, 8/B, G/Q: nothing a listener or a reader can mix up.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 import sqlite_utils
 
 from appliance.devices.errors import BadSetting, UnknownDevice
-from appliance.store import Store
+from appliance.state.store import Store
 from mqtt import device_type as device_types
 from mqtt import jobs
 from mqtt.broker import Account

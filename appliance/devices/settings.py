@@ -10,9 +10,9 @@ import json
 import re
 from collections.abc import Callable
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 from appliance.devices.errors import BadSetting
-from appliance.store import Store
+from appliance.state.store import Store
 
 HOUSEHOLD_KEY = "devices.household"
 KEYS = ("language", "wake_word", "voice", "units", "time_format", "location")

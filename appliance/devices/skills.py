@@ -10,7 +10,7 @@ import re
 import time
 
 from appliance.devices.errors import BadSetting
-from appliance.store import Store
+from appliance.state.store import Store
 
 SKILL_GID = re.compile(r"^[A-Za-z0-9_.@|:/-]{1,200}$")
 

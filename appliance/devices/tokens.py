@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from appliance.devices.errors import BadToken
-from appliance.store import Store
+from appliance.state.store import Store
 
 ACCESS, REFRESH = "access", "refresh"
 

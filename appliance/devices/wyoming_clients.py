@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from appliance.config import WyomingSettings
+from appliance.state.config import WyomingSettings
 from appliance.devices.errors import BadSetting, UnknownClient
 from appliance.devices.registry import Registry
-from appliance.store import Store
+from appliance.state.store import Store
 
 log = logging.getLogger(__name__)
 WAITING, ALLOWED = "waiting", "allowed"

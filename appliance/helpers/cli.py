@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 
 COMMAND = "helper"
 

@@ -34,9 +34,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from appliance.config import HelpersSettings
+from appliance.state.config import HelpersSettings
 from appliance.helpers.roster import Roster
-from appliance.metrics import Metrics
+from appliance.process.metrics import Metrics
 from appliance.stt.decoder import PARTIAL, DecodeJob, Decoder, QueueFull
 from mqtt import jobs as wire
 

@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from appliance.storage import atomic_write
+from appliance.state.storage import atomic_write
 from mqtt.client import Credentials
 from mqtt.jobs import HELPER_TYPE
 

@@ -6,8 +6,8 @@ running, lists the registry's helpers alone. Revoke one like a device: `hearth d
 
 from __future__ import annotations
 
-from appliance import control
-from appliance.config import Settings
+from appliance.process import control
+from appliance.state.config import Settings
 
 COMMAND = "helpers"
 
@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
 
 def _alone(settings: Settings) -> list[dict]:
     from appliance.devices.registry import Registry
-    from appliance.store import Store
+    from appliance.state.store import Store
     from mqtt.jobs import HELPER_TYPE
     store = Store(settings.data_dir / "hearth.db")
     try:

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 from appliance.stt.engines import SttEngine, load_engine
 from mqtt import jobs as wire
 from mqtt.client import Connection, Credentials
@@ -54,7 +54,7 @@ class Helper:
                                on_connected=self._announce, on_refused=self._refused)
 
     def _offer(self, online: bool) -> bytes:
-        from appliance.service import VERSION
+        from appliance.version import VERSION
         e = self.engines[0]
         return wire.HelperOffer(online=online, engine=e.name, models=[self.model], languages=self.languages,
                                 device=getattr(e, "device", "cpu"), capacity=len(self.engines),

@@ -1,7 +1,7 @@
 """The box picks its speech-to-text model: each installed model is timed on this hardware, and the
 most accurate one whose end of speech -> final fits `stt.budget_ms` runs.
 
-Hearth's final decode starts as the speech ends (the speculative final, appliance/sessions.py),
+Hearth's final decode starts as the speech ends (the speculative final, appliance/voice/sessions.py),
 so end of speech -> final is about one decode of the command: that is what is timed, on a spoken
 command in room noise, a warm-up first and the median of `ROUNDS` after. Each decode counts as the
 lesser of its wall-clock time and the CPU time the process used over the engine's threads, so other
@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appliance.config import SttSettings
+from appliance.state.config import SttSettings
 from appliance.stt.errors import SttError
 from appliance.stt.models import CATALOGUE, TINY_EN, installed
 
@@ -136,7 +136,7 @@ def load(data_dir: Path) -> Choice | None:
 
 
 def save(data_dir: Path, choice: Choice) -> None:
-    from appliance.storage import atomic_write
+    from appliance.state.storage import atomic_write
     choice.utc = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     atomic_write(Path(data_dir) / CHOICE_FILE, (json.dumps(choice.to_dict(), indent=1) + "\n").encode())
 

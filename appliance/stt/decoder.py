@@ -1,6 +1,6 @@
 """The decode queue: one worker thread per engine, one decode at a time, fair between clients.
 
-Finals (and speculative finals) go first: one lane per client (appliance/shares.py), oldest first
+Finals (and speculative finals) go first: one lane per client (appliance/voice/shares.py), oldest first
 within a lane, the lanes in turn, so a client with many utterances waiting delays only itself.
 Partials only run when no final waits, at most one per session, taking sessions in turn, so a
 chatty device cannot starve the others and many streaming satellites cannot delay the one device
@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from appliance.shares import Lanes
+from appliance.voice.shares import Lanes
 from appliance.stt.engines import SttEngine
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class DecodeJob:
     language: str | None
     done: Callable[["DecodeJob", str, float], None]   # (job, text, decode_ms), called on the worker thread
     stream: object | None = None         # streaming engines: the session's recognizer
-    client: str = ""                     # whose lane (appliance/shares.py); empty: the device
+    client: str = ""                     # whose lane (appliance/voice/shares.py); empty: the device
     submitted: float = field(default_factory=time.monotonic)
 
     @property

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from appliance.config import SttSettings
+from appliance.state.config import SttSettings
 from appliance.stt.errors import SttError
 from appliance.stt.hardware import cuda_available
 from appliance.stt.models import CATALOGUE, TINY_EN

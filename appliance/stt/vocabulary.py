@@ -14,7 +14,7 @@ import time
 
 import sqlite_utils
 
-from appliance.store import Store
+from appliance.state.store import Store
 
 MAX_WORDS = 100
 MAX_CHARS = 40

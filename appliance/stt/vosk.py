@@ -10,7 +10,7 @@ import json
 import threading
 from pathlib import Path
 
-from appliance.config import SttSettings
+from appliance.state.config import SttSettings
 from appliance.stt.errors import SttError
 
 

@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-from appliance.config import SttSettings
+from appliance.state.config import SttSettings
 from appliance.stt.errors import SttError
 from appliance.stt.hardware import cuda_available
 from appliance.stt.models import ModelFiles, resolve

@@ -15,7 +15,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 from appliance.support import facts
 from appliance.support.redact import Secrets, known_secrets
 
@@ -29,7 +29,7 @@ class Live:
     health: str                                    # the body of GET /health
     metrics: str                                   # the body of GET /metrics
     overview: dict                                 # the Overview page's facts
-    logs: list[dict]                               # the in-memory log (appliance/logbuffer.py)
+    logs: list[dict]                               # the in-memory log (appliance/process/logbuffer.py)
     errors: list[tuple[float, str]]                # metrics' recent errors
     firmware: dict | None = None                   # the firmware cache's status
     extra: dict = field(default_factory=dict)      # more live facts by name

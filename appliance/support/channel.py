@@ -1,5 +1,5 @@
 """How `hearth support bundle` reaches the running service: the local control channel
-(appliance/control.py), action `support.bundle`. The service answers with the bundle it builds
+(appliance/process/control.py), action `support.bundle`. The service answers with the bundle it builds
 with its live health, metrics, log and recent errors (web/support_routes.py registers the action
 once the web app exists); no port, no token file, only the service's own user or root.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from appliance import control
+from appliance.process import control
 
 ACTION = "support.bundle"
 

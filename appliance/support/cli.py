@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 from appliance.support import bundle, channel
 
 COMMAND = "support"

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psutil
 
-from appliance import config
-from appliance.config import Settings
+from appliance.state import config
+from appliance.state.config import Settings
 from appliance.support.redact import SECRET_KEY_WORDS
 from mqtt.broker import port_open
 from mqtt.persistence import DB_MAGIC
@@ -72,7 +72,7 @@ def _os_release() -> str:
 
 
 def versions(settings: Settings) -> dict:
-    from appliance.service import VERSION
+    from appliance.version import VERSION
     packages = {}
     for name in PACKAGES:
         try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from appliance.config import SECTIONS, Settings
+from appliance.state.config import SECTIONS, Settings
 
 MIN_LEN = 8                      # shorter values would match ordinary words
 PREFIX = 4                       # the shortest form searched for (a config secret may be this short)

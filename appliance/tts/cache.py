@@ -13,7 +13,7 @@ import struct
 import threading
 from pathlib import Path
 
-from appliance.storage import atomic_write
+from appliance.state.storage import atomic_write
 
 
 class PhraseCache:

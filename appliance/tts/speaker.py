@@ -3,7 +3,7 @@
 `stream()` yields PCM chunks as Piper finishes each sentence (or from the phrase cache), so the
 first audio leaves before the whole reply is synthesised. `say()` queues a device's request;
 one worker thread publishes tts/start, the audio chunks and tts/end on that device's topics.
-Fair shares (appliance/shares.py): the queue keeps one lane per device, served in turn, and Piper
+Fair shares (appliance/voice/shares.py): the queue keeps one lane per device, served in turn, and Piper
 itself is taken one sentence at a time by clients in turn (MQTT devices, Wyoming addresses,
 Hermes sites), so one client asking for a lot of speech delays only its own replies.
 """
@@ -17,11 +17,11 @@ import threading
 import time
 from collections.abc import Iterator
 
-from appliance.config import TtsSettings
-from appliance.metrics import Metrics
-from appliance.outbound import Replies
-from appliance.storage import StorageError
-from appliance.shares import Lanes, Turns
+from appliance.state.config import TtsSettings
+from appliance.process.metrics import Metrics
+from appliance.voice.outbound import Replies
+from appliance.state.storage import StorageError
+from appliance.voice.shares import Lanes, Turns
 from appliance.tts.cache import PhraseCache
 from appliance.tts.voices import VoiceError, Voices
 from mqtt import topics

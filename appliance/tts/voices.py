@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.config import TtsSettings
+from appliance.state.config import TtsSettings
 
 
 class VoiceError(LookupError):

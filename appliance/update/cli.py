@@ -1,6 +1,6 @@
 """`hearth update status [--json] | install FILE | confirm [--timeout S]`.
 
-`install` and `status` go to the running service over the control channel (appliance/control.py),
+`install` and `status` go to the running service over the control channel (appliance/process/control.py),
 so the service stays the one writer of the update record; with no service running the command
 does the work itself under the service lock. A bundle on a USB stick that the service's user
 cannot read is first copied to `<data>/update/incoming/` (the stick may then be pulled).
@@ -18,8 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from appliance import control, storage
-from appliance.config import Settings
+from appliance.process import control
+
+from appliance.state import storage
+from appliance.state.config import Settings
 from appliance.update import health
 from appliance.update.errors import UpdateError
 from appliance.update.room import Updates, perform

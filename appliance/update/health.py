@@ -14,8 +14,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from appliance import control
-from appliance.config import Settings
+from appliance.process import control
+from appliance.state.config import Settings
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from appliance.config import UpdateSettings
+from appliance.state.config import UpdateSettings
 from appliance.update import bundle, slots
 from appliance.update.errors import Busy, UpdateError
 from appliance.update.state import LastUpdate

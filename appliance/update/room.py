@@ -1,4 +1,4 @@
-"""The updates room (appliance.service.ROOMS): one Updates object, its control actions, the boot check.
+"""The updates room (installed by appliance/service.py install_rooms): one Updates object, its control actions, the boot check.
 
     update.ping          answers {} (for `hearth update confirm`: the service is up)
     update.status        both slots, the last update, the install in progress, the cache's offer
@@ -6,7 +6,7 @@
     update.install_cached  {"version": V}: install the release the firmware cache offers
     update.mark_good     mark the booted slot good (after `hearth update confirm` saw Hearth healthy)
 
-The same actions run inside the command when no service runs (appliance/control.py `call`).
+The same actions run inside the command when no service runs (appliance/process/control.py `call`).
 At start the room tells what the reboot did to the last install (installed -> booted, or
 rolled_back when the old slot came back) and writes it down once.
 """
@@ -17,7 +17,7 @@ import logging
 import threading
 from pathlib import Path
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 from appliance.update import slots
 from appliance.update.errors import NotAppliance, UpdateError
 from appliance.update.installer import Installer

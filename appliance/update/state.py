@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from appliance import storage
+from appliance.state import storage
 from appliance.update.slots import SlotStatus
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")

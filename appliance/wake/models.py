@@ -15,7 +15,7 @@ from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures
 from pymicro_wakeword.microwakeword import _MODELS_DIR as MICRO_DIR
 from pyopen_wakeword.openwakeword import _MODELS_DIR as OWW_DIR
 
-from appliance.config import WakeSettings
+from appliance.state.config import WakeSettings
 from mqtt.messages import ProtocolError
 
 OWW, MICRO = "openwakeword", "microwakeword"

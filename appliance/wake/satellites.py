@@ -1,5 +1,5 @@
-"""The satellites room: wires the wake word worker into the service (install(service) is listed in
-ROOMS). Device messages arrive on the network thread and are only checked and queued here; the
+"""The satellites room: wires the wake word worker into the service (install(service) is called by
+the wiring, appliance/service.py). Device messages arrive on the network thread and are only checked and queued here; the
 transcript of a wake session gets a spoken reply from the first responder that has one."""
 
 from __future__ import annotations

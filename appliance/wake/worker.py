@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable
 
 from appliance.audio.pcm import frame_to_engine
-from appliance.config import Settings
-from appliance.metrics import Metrics
-from appliance.outbound import Replies
-from appliance.sessions import SessionManager, WakeLead
+from appliance.state.config import Settings
+from appliance.process.metrics import Metrics
+from appliance.voice.outbound import Replies
+from appliance.voice.sessions import SessionManager, WakeLead
 from appliance.wake.arbitration import Arbiter, Claim, Decision
 from appliance.wake.features import LAG_SAMPLES, OwwFeatures, OwwModel
 from appliance.wake.models import OWW, OWW_BASE_THRESHOLD, Catalog, MicroDetector, threshold

@@ -33,7 +33,7 @@ class HearthProcess:
         self.tmp = data.parent / "tmp"          # its own temp folder: what it spools is all that lands there
         self.tmp.mkdir(exist_ok=True)
         env = {**os.environ, "HEARTH_DATA": str(data), "PYTHONUNBUFFERED": "1", "TMPDIR": str(self.tmp)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "appliance.cli", "run"], cwd=ROOT, env=env, text=True,
+        self.proc = subprocess.Popen([sys.executable, "-m", "appliance.commands.cli", "run"], cwd=ROOT, env=env, text=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [self._lines.put(line) for line in self.proc.stdout], daemon=True).start()

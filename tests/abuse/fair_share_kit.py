@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from appliance.audio.pcm import Wav
-from appliance.client import DeviceLink
+from appliance.commands.client import DeviceLink
 from bench import abuse
 from conftest import Hearth, make_settings, word_error_rate
 

@@ -13,7 +13,7 @@ import time
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from appliance import client
+from appliance.commands import client
 from conftest import word_error_rate
 from mqtt import topics
 from voices import in_room, quiet, say, to_wav

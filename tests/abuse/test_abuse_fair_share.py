@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 
-from appliance import client
-from appliance.client import DeviceLink
+from appliance.commands import client
+from appliance.commands.client import DeviceLink
 from fair_share_kit import fair  # noqa: F401  (the module's own Hearth)
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from appliance.client import DeviceLink
+from appliance.commands.client import DeviceLink
 from helpers_kit import box, counter, finals_after, utter
 from mqtt import jobs as wire
 from mqtt import topics

@@ -13,7 +13,7 @@ import time
 
 from rhasspyhermes.asr import AsrStartListening, AsrStopListening
 
-from appliance import client
+from appliance.commands import client
 from appliance.compat import hermes_account
 from conftest import word_error_rate
 from mqtt.client import Connection, Credentials

@@ -28,7 +28,7 @@ import psutil
 import pytest
 import requests
 
-from appliance.client import DeviceLink
+from appliance.commands.client import DeviceLink
 from bench import abuse
 from bench.common import word_error_rate
 from conftest import free_port
@@ -220,7 +220,7 @@ def test_1100_idle_connections_from_one_address(rig, target):
 
 
 def run_cap(run, target: str) -> int:
-    from appliance.config import WebSettings, WyomingSettings
+    from appliance.state.config import WebSettings, WyomingSettings
     return WyomingSettings().max_connections_per_address if target == "wyoming" \
         else WebSettings().max_connections_per_address
 

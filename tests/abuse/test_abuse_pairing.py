@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from appliance import cli
-from appliance import client as device_client
-from appliance.client import DeviceLink
+from appliance.commands import cli
+from appliance.commands import client as device_client
+from appliance.commands.client import DeviceLink
 from mqtt.client import Credentials
 from web_support import admin_password, sign_in, start_web_hearth
 

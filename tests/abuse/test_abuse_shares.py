@@ -1,13 +1,13 @@
 """The fair-share parts on their own: lanes served in turn, turns at the TTS engine, the audio
-guard's burst and rate, and chores coalesced per key (appliance/shares.py, appliance/chores.py)."""
+guard's burst and rate, and chores coalesced per key (appliance/voice/shares.py, appliance/process/chores.py)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from appliance.chores import Chores
-from appliance.shares import DROP, PASS, REFUSE, AudioGuard, FairInbox, Lanes, Turns
+from appliance.process.chores import Chores
+from appliance.voice.shares import DROP, PASS, REFUSE, AudioGuard, FairInbox, Lanes, Turns
 
 SECOND = 32000          # bytes of 16 kHz mono s16
 
@@ -74,7 +74,7 @@ def test_guard_drops_most_audio_for_sessions_nobody_opened():
 
 
 def test_uploads_may_overdraw_once_then_wait_for_real_time():
-    from appliance.shares import TooFast
+    from appliance.voice.shares import TooFast
     guard = AudioGuard(factor=1.5, burst_s=2.0)
     guard.charge("mycroft-a", 25.0)               # the longest utterance is always accepted ...
     try:

@@ -14,7 +14,7 @@ import bottle
 import pytest
 import requests
 
-from appliance.config import WebSettings
+from appliance.state.config import WebSettings
 from conftest import free_port
 from web import edge
 from web.body_limits import BodyLimits

@@ -20,13 +20,13 @@ from wyoming.event import Event, async_read_event, async_write_event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop
 
-from appliance import cli
-from appliance.client import send_offset
+from appliance.commands import cli
+from appliance.commands.client import send_offset
 from appliance.compat.wyoming_tts import SentenceStream
 from appliance.devices.errors import BadSetting, UnknownClient
 from appliance.devices.registry import Registry
 from appliance.devices.wyoming_clients import WyomingAccess
-from appliance.store import Store
+from appliance.state.store import Store
 from conftest import make_settings, word_error_rate
 from web_support import admin_password, sign_in
 

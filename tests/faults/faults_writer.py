@@ -1,6 +1,6 @@
 """The writer that test_faults_power_cut.py kills with SIGKILL: Hearth's own write paths in a loop
-(pairing through appliance.devices, per-device settings, the config file through appliance.live,
-registry snapshots through appliance.integrity), printing one line per write once it has returned.
+(pairing through appliance.devices, per-device settings, the config file through appliance.state.live,
+registry snapshots through appliance.state.integrity), printing one line per write once it has returned.
 
     python faults_writer.py DATA_DIR
 
@@ -19,11 +19,11 @@ import time
 import uuid
 from pathlib import Path
 
-from appliance import config, live
+from appliance.state import config, live
 from appliance.devices.manager import Devices
-from appliance.integrity import Integrity
-from appliance.metrics import Metrics
-from appliance.store import Store
+from appliance.state.integrity import Integrity
+from appliance.process.metrics import Metrics
+from appliance.state.store import Store
 
 
 def main(data: Path, seed: int) -> None:

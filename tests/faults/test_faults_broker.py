@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import client
-from appliance.accounts import CLI_USER, LocalAccounts
+from appliance.commands import client
+from appliance.state.accounts import CLI_USER, LocalAccounts
 from conftest import free_port, word_error_rate
 from mqtt.client import Credentials
 

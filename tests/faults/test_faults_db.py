@@ -15,8 +15,8 @@ import sqlite3
 
 import pytest
 
-from appliance.client import DeviceLink, say
-from appliance.snapshots import quick_check
+from appliance.commands.client import DeviceLink, say
+from appliance.state.snapshots import quick_check
 from faults_kit import HearthRun, pair, sign_in
 
 PAGE = 4096

@@ -13,9 +13,9 @@ import tomllib
 import pytest
 import requests
 
-from appliance.client import DeviceLink, say, transcribe
-from appliance.snapshots import quick_check
-from appliance.storage import free_bytes
+from appliance.commands.client import DeviceLink, say, transcribe
+from appliance.state.snapshots import quick_check
+from appliance.state.storage import free_bytes
 from faults_kit import HEARTH, HearthRun, espeak, pair, sign_in
 from firmware_support import Upstream, image, publish_release
 from mqtt import topics

@@ -1,6 +1,6 @@
 """Faults in the firmware cache: two writers, a rejected image asked for again and again, kill -9.
 
-`hearth firmware ...` runs as a real subprocess (`python -m appliance.cli`), the service is the
+`hearth firmware ...` runs as a real subprocess (`python -m appliance.commands.cli`), the service is the
 shared test Hearth (real Mosquitto, real waitress), upstream is a local counting HTTP server.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from appliance.control import ServiceLock, socket_path
+from appliance.process.control import ServiceLock, socket_path
 from firmware_cache.manifest import parse
 from firmware_support import Upstream, image, publish_release
 from mqtt import firmware as fw
@@ -39,7 +39,7 @@ def upstream():
 
 
 def command(data_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "appliance.cli", "--data", str(data_dir), "firmware", *args]
+    return [sys.executable, "-m", "appliance.commands.cli", "--data", str(data_dir), "firmware", *args]
 
 
 def template(up: Upstream) -> str:

@@ -22,8 +22,8 @@ import time
 import pytest
 import requests
 
-from appliance.client import ClientError, DeviceLink, transcribe
-from appliance.lost import PAIR_AGAIN
+from appliance.commands.client import ClientError, DeviceLink, transcribe
+from appliance.state.lost import PAIR_AGAIN
 from faults_kit import HEARTH, HearthRun, espeak, pair, sign_in
 from test_faults_db import garbage_header, page_corrupted, zero_length
 

@@ -19,7 +19,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from appliance.snapshots import Snapshots, quick_check
+from appliance.state.snapshots import Snapshots, quick_check
 
 WRITER = Path(__file__).with_name("faults_writer.py")
 RUNS = 30

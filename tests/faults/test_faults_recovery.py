@@ -9,8 +9,8 @@ import threading
 import paho.mqtt.client as paho
 import requests
 
-from appliance.client import DeviceLink, say
-from appliance.snapshots import quick_check
+from appliance.commands.client import DeviceLink, say
+from appliance.state.snapshots import quick_check
 from faults_kit import HearthRun, pair, sign_in
 
 

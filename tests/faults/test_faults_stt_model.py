@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from appliance.stt import models
-from appliance.client import DeviceLink, transcribe
+from appliance.commands.client import DeviceLink, transcribe
 from faults_kit import HearthRun, espeak, pair, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from appliance.storage import atomic_write
+from appliance.state.storage import atomic_write
 
 log = logging.getLogger(__name__)
 TYPE_LINE = "topic read hearth/type/"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 
-from appliance.config import Settings
+from appliance.state.config import Settings
 
 COMMAND = "broker"
 
@@ -21,13 +21,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args, settings: Settings) -> int:
-    from appliance.runner import _die_with_parent
-    from appliance.service import broker_config
+    from appliance.process.broker import die_with_parent
+    from appliance.process.broker import broker_config
     from mqtt.broker_log import stdout_sink
     from mqtt.supervisor import BrokerSupervisor
 
     supervisor = BrokerSupervisor(broker_config(settings), settings.broker.mosquitto,
-                                  preexec=_die_with_parent, sink=stdout_sink)
+                                  preexec=die_with_parent, sink=stdout_sink)
     stop = threading.Event()
 
     def on_signal(*_) -> None:

@@ -19,14 +19,17 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
-from appliance import backup, live, restart
-from appliance.admin import AdminPassword, first_password_note
-from appliance.config import Settings
-from appliance.integrity import move_aside, present
-from appliance.metrics import Metrics
-from appliance.storage import Disk, fsync_dir, translate
+from appliance.state import backup, live
+
+from appliance.process import restart
+from appliance.state.admin import AdminPassword, first_password_note
+from appliance.state.config import Settings
+from appliance.state.integrity import move_aside, present
+from appliance.process.metrics import Metrics
+from appliance.state.storage import Disk, fsync_dir, translate
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +54,14 @@ class RecoveryService:
         self.conn = None
         self.restart_requested = threading.Event()
         self.web = None
+        self.serve_web: Callable[[], Any] = lambda: None   # set by the wiring
         log.error("RECOVERY MODE: %s", damage)
 
     def reason(self) -> str:
         return f"recovery mode: {self.damage}"
 
     def start(self) -> None:
-        from web.recovery_page import build_app
-        from web.server import WebServer
-        self.web = WebServer(self, app=build_app(self))
+        self.web = self.serve_web()       # the recovery page (appliance/service.py recovery_service)
         self.web.start()
 
     def healthy(self) -> bool:
@@ -72,7 +74,7 @@ class RecoveryService:
 
     # the ways out
     def restore(self, upload: BinaryIO) -> dict:
-        """Check a backup (streamed: appliance/backup.py), move the damaged registry aside, put the
+        """Check a backup (streamed: appliance/state/backup.py), move the damaged registry aside, put the
         backup's in place, restart."""
         data_dir = self.settings.data_dir
         with tempfile.TemporaryDirectory(prefix="restore-", dir=data_dir) as work:

@@ -18,7 +18,7 @@ def add_parser(client_subparsers) -> None:
 
 
 def run(args, settings) -> int:
-    from appliance import client, satellite
+    from appliance.commands import client, satellite
     from appliance.audio.pcm import read_wav
 
     wav = read_wav(args.wav)

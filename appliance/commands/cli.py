@@ -8,7 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
-from appliance import admin_cli, broker_cmd, config, satellite_cli, storage
+from appliance.commands import admin_cli, broker_cmd, satellite_cli
+
+from appliance.state import config, storage
 from appliance.compat import hermes_cli
 from appliance.devices import cli as devices_cli
 from appliance.helpers import cli as helper_cli
@@ -97,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _expected(exc: Exception) -> bool:
-    from appliance.client import ClientError
+    from appliance.commands.client import ClientError
     from appliance.helpers.join import JoinError
-    from appliance.integrity import Unrepairable
-    from appliance.runner import AlreadyRunning
-    from appliance.store import DatabaseDamaged
+    from appliance.state.integrity import Unrepairable
+    from appliance.commands.runner import AlreadyRunning
+    from appliance.state.store import DatabaseDamaged
     from appliance.stt.engines import SttError
     from appliance.support.channel import ServiceRefused
     from appliance.support.redact import SecretInBundle
@@ -116,18 +118,18 @@ def _expected(exc: Exception) -> bool:
 def dispatch(args, settings: config.Settings) -> int:
     match args.command:
         case "run" | "serve":
-            from appliance import runner
+            from appliance.commands import runner
             manage = settings.broker.manage if args.command == "run" else False
             return runner.run(settings, manage_broker=manage)
         case "setup":
-            from appliance import runner
+            from appliance.commands import runner
             from appliance.service import Service
             runner.setup(settings)
             service = Service(settings)
             service.accounts.ensure()
             service.sync_broker_files()
             print(f"data directory ready: {settings.data_dir}")
-            from appliance.admin import AdminPassword, first_password_note
+            from appliance.state.admin import AdminPassword, first_password_note
             if note := first_password_note(AdminPassword(settings.data_dir)):
                 print(note)          # the appliance's first boot shows this on the console
             return 0
@@ -143,7 +145,7 @@ def dispatch(args, settings: config.Settings) -> int:
 
 
 def client_command(args, settings: config.Settings) -> int:
-    from appliance import client
+    from appliance.commands import client
     from appliance.audio.pcm import read_wav
 
     for action in CLIENT_ACTIONS:

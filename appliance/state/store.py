@@ -1,7 +1,7 @@
 """SQLite through one place: a connection factory with WAL on, one transaction(), migrations.
 
 A full disk raises storage.DiskFull from any write; a file SQLite cannot read raises
-DatabaseDamaged naming it (`hearth run` checks and repairs it first: appliance/integrity.py).
+DatabaseDamaged naming it (`hearth run` checks and repairs it first: appliance/state/integrity.py).
 
 Migrations are (id, function) pairs, applied in order, each once, and recorded in the
 `migrations` table. Each room keeps its migrations in its own module and lists them in
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import sqlite_utils
 
-from appliance.storage import translate
+from appliance.state.storage import translate
 
 Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
 # Modules with a MIGRATIONS list, applied in this order.
 MIGRATION_MODULES: list[str] = [
-    "appliance.store",
+    "appliance.state.store",
     "appliance.devices.registry",
     "appliance.stt.vocabulary",
     "firmware_cache.registry",

@@ -240,7 +240,7 @@ SECTIONS: dict[str, type] = {
 def default_data_dir() -> Path:
     if env := os.environ.get("HEARTH_DATA"):
         return Path(env)
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "pyproject.toml").exists() and (checkout / "build.sh").exists():
         return checkout / "var"
     return Path("/var/lib/hearth")

@@ -5,7 +5,7 @@ Signed-in browsers keep their session until it expires or the service restarts.
 
 from __future__ import annotations
 
-from appliance.admin import AdminPassword
+from appliance.state.admin import AdminPassword
 
 COMMAND = "admin"
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import time
 
-from appliance.metrics import Metrics
-from appliance.outbound import Replies
-from appliance.sessions import SessionManager
-from appliance.storage import StorageError
+from appliance.process.metrics import Metrics
+from appliance.voice.outbound import Replies
+from appliance.voice.sessions import SessionManager
+from appliance.state.storage import StorageError
 from appliance.tts.speaker import Speaker
 from mqtt import topics
 from mqtt.messages import ProtocolError, SttEnd, SttStart, TtsSay

@@ -26,8 +26,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from appliance.audio.pcm import ENGINE_FORMAT, wav_bytes
-from appliance.config import PrivacySettings
-from appliance.storage import Disk, StorageError, atomic_write
+from appliance.state.config import PrivacySettings
+from appliance.state.storage import Disk, StorageError, atomic_write
 from mqtt.messages import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class Sweeper:
 
 
 def install(service) -> None:
-    """ROOMS hook: service.utterances, fed by the session manager's final transcripts."""
+    """Room hook (appliance/service.py install_rooms): service.utterances, fed by the session manager's final transcripts."""
     store = UtteranceStore(service.settings.data_dir / "utterances", lambda: service.settings.privacy,
                            service.disk)
     store.on_refused = lambda device, error: _tell(service, device, error)

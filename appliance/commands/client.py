@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from appliance.accounts import CLI_USER, LocalAccounts
+from appliance.state.accounts import CLI_USER, LocalAccounts
 from appliance.audio.pcm import Wav, wav_bytes
-from appliance.config import Settings
+from appliance.state.config import Settings
 from mqtt import topics
 from mqtt.client import Connection, Credentials
 from mqtt.messages import Error, SttEnd, SttFinal, SttPartial, SttStart, TtsEnd, TtsSay, TtsStart

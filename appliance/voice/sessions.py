@@ -4,7 +4,7 @@ All session state lives on one thread (the "audio" thread): the MQTT network thr
 decoded, validated messages in its inbox, and the decode worker puts its results there too.
 The inbox keeps one lane per client, served in turn, and audio faster than `limits.audio_rate`
 times real time is refused where it enters, so a flooding client delays only itself
-(appliance/shares.py).
+(appliance/voice/shares.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from appliance.audio import turn
 from appliance.audio.endpoint import Endpointer
 from appliance.audio.pcm import ENGINE_BYTES_PER_S, frame_to_engine
-from appliance.config import Settings
-from appliance.metrics import Metrics
-from appliance.outbound import Replies
-from appliance.shares import DROP, PASS, AudioGuard, FairInbox
+from appliance.state.config import Settings
+from appliance.process.metrics import Metrics
+from appliance.voice.outbound import Replies
+from appliance.voice.shares import DROP, PASS, AudioGuard, FairInbox
 from appliance.stt.decoder import FINAL, PARTIAL, SPECULATIVE, DecodeJob, Decoder, QueueFull
 from mqtt import topics
 from mqtt.messages import ProtocolError, SttFinal, SttPartial, SttStart
@@ -46,7 +46,7 @@ class SttSession:
     device: str
     start: SttStart
     endpointer: Endpointer
-    client: str = ""                     # whose share (appliance/shares.py): the device, a Wyoming address, ...
+    client: str = ""                     # whose share (appliance/voice/shares.py): the device, a Wyoming address, ...
     stream: object | None = None
     audio: bytearray = field(default_factory=bytearray)
     opened: float = field(default_factory=time.monotonic)

@@ -14,7 +14,7 @@ import json
 import secrets
 from pathlib import Path
 
-from appliance.storage import atomic_write
+from appliance.state.storage import atomic_write
 
 ADMIN_USER = "admin"
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
@@ -95,7 +95,7 @@ def first_password_note(admin: "AdminPassword") -> str | None:
 
 
 def install(service) -> None:
-    """ROOMS hook: make sure an admin password exists; a new one goes into the start-up notes."""
+    """Room hook (appliance/service.py install_rooms): make sure an admin password exists; a new one goes into the start-up notes."""
     service.admin = AdminPassword(service.settings.data_dir)
     if note := first_password_note(service.admin):
         service.startup_notes.append(note)

@@ -28,8 +28,8 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from appliance import config
-from appliance.snapshots import KEEP_NEWEST, Snapshots
+from appliance.state import config
+from appliance.state.snapshots import KEEP_NEWEST, Snapshots
 
 FORMAT = "hearth-backup"
 VERSION = 1
@@ -230,7 +230,7 @@ def restore(service, upload: BinaryIO) -> dict:
 
     The database is unpacked into a folder in the data directory (the disk Hearth already owns,
     never /tmp, which may be memory) and removed afterwards."""
-    from appliance import live
+    from appliance.state import live
     data_dir = service.settings.data_dir
     with tempfile.TemporaryDirectory(prefix="restore-", dir=data_dir) as work:
         settings, db = read(upload, data_dir, Path(work))

@@ -13,16 +13,16 @@ import sys
 import threading
 from pathlib import Path
 
-import psutil
 
-from appliance import descriptors
-from appliance.config import Settings, config_path
-from appliance.integrity import Unrepairable
-from appliance.recovery import RecoveryService
-from appliance.service import Service, broker_config
-from appliance.storage import atomic_write
-from appliance.store import DatabaseDamaged
-from appliance.systemd import Notifier
+from appliance.process import descriptors
+from appliance.state.config import Settings, config_path
+from appliance.state.integrity import Unrepairable
+from appliance.state.recovery import RecoveryService
+from appliance.process.broker import broker_config, die_with_parent, lan_address
+from appliance.service import Service, recovery_service
+from appliance.state.storage import atomic_write
+from appliance.state.store import DatabaseDamaged
+from appliance.process.systemd import Notifier
 from mqtt.broker import BrokerError
 from mqtt.supervisor import BrokerSupervisor
 
@@ -33,17 +33,6 @@ class AlreadyRunning(RuntimeError):
     pass
 
 
-def lan_address(bind: str) -> str:
-    """The address to print for people and devices: the bind address, or this machine's LAN IPv4."""
-    if bind not in ("0.0.0.0", "", "::"):
-        return bind
-    for name, addrs in sorted(psutil.net_if_addrs().items()):
-        if name == "lo":
-            continue
-        for a in addrs:
-            if a.family.name == "AF_INET" and not a.address.startswith("127."):
-                return a.address
-    return "127.0.0.1"
 
 
 def private(data_dir: Path) -> None:
@@ -129,10 +118,6 @@ def log_to_file(path: Path, max_bytes: int = 1 << 20, backups: int = 2) -> None:
     logging.getLogger().addHandler(handler)
 
 
-def _die_with_parent() -> None:
-    """Run in the broker child before exec: it gets SIGTERM if Hearth dies, even by kill -9."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)       # PR_SET_PDEATHSIG
 
 
 M_ARENA_MAX = -8                    # glibc's mallopt parameter
@@ -173,13 +158,13 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
         try:
             if manage_broker:        # a checkout: a capped log file beside the terminal (the appliance has the journal)
                 log_to_file(settings.data_dir / "logs" / "hearth.log")
-                broker = BrokerSupervisor(broker_config(settings), settings.broker.mosquitto, preexec=_die_with_parent)
+                broker = BrokerSupervisor(broker_config(settings), settings.broker.mosquitto, preexec=die_with_parent)
                 service = Service(settings, reload_broker=broker.reload)
             else:
                 service = Service(settings)
         except (Unrepairable, DatabaseDamaged) as damage:     # the page still comes up: restore or reset there
             broker = None
-            service = RecoveryService(settings, damage)
+            service = recovery_service(settings, damage)
             return _recovery(service, stop, systemd, out)
         service.restart_requested = threading.Event()     # set by the web page's restart button
         service.accounts.ensure()
@@ -206,7 +191,7 @@ def run(settings: Settings, manage_broker: bool, out=sys.stdout) -> int:
             broker.stop()
         lock.release()
         if service and service.restart_requested.is_set() and not stop.is_set():
-            from appliance import restart
+            from appliance.process import restart
             restart.reexec()
 
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.storage import atomic_write
+from appliance.state.storage import atomic_write
 from mqtt.broker import READER_USER, SERVICE_USER, Account, hash_password, new_password
 
 CLI_USER = "hearth-cli"

@@ -5,13 +5,13 @@ database (zero-length with snapshots that show devices, truncated, a garbage hea
 pages) is moved aside into `<data>/damaged/` with its -wal and -shm (never deleted) and the newest
 snapshot that passes quick_check takes its place; that is logged, counted on /metrics
 (`hearth_db_restored_total`) and shown on the Overview. With no good snapshot, `Unrepairable` is
-raised and `hearth run` starts the recovery page (appliance/recovery.py) instead.
+raised and `hearth run` starts the recovery page (appliance/state/recovery.py) instead.
 
 While Hearth runs, a snapshot is taken at start (when the registry or the config changed since
 the newest one), `[storage] snapshot_after_s` (2 s) after a committed change or a config save, at
 a clean stop, and with a quick_check every `[storage] check_interval_h` (apscheduler, as the
 firmware check). A repair that could not bring every device back records them as lost
-(appliance/lost.py): /health is not ok until a person acknowledges the list.
+(appliance/state/lost.py): /health is not ok until a person acknowledges the list.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from appliance.config import Settings, config_path
-from appliance.lost import LostReport, broker_devices, compare
-from appliance.snapshots import Snapshot, Snapshots, count_devices, quick_check
-from appliance.storage import atomic_write, fsync_dir, fsync_file, translate
+from appliance.state.config import Settings, config_path
+from appliance.state.lost import LostReport, broker_devices, compare
+from appliance.state.snapshots import Snapshot, Snapshots, count_devices, quick_check
+from appliance.state.storage import atomic_write, fsync_dir, fsync_file, translate
 
 log = logging.getLogger(__name__)
 GENERATION_KEY = "devices.generation"
@@ -125,7 +125,7 @@ class Integrity:
         """Check hearth.db; restore the newest good snapshot if it is damaged or empty. Raises Unrepairable.
 
         Devices the broker's password file (or the damaged file's readable rows) still knows but the
-        registry Hearth starts with lacks are recorded as lost (appliance/lost.py)."""
+        registry Hearth starts with lacks are recorded as lost (appliance/state/lost.py)."""
         known, broker_problem = broker_devices(self.settings.data_dir / "broker")   # read before start rewrites them
         problem = quick_check(self.db) if self.db.exists() else None
         self.last_check = time.time()

@@ -35,7 +35,7 @@ class RingHandler(logging.Handler):
 
 
 def install(service) -> None:
-    """ROOMS hook: attach one ring buffer to the root logger (once per process) as service.logs."""
+    """Room hook (appliance/service.py install_rooms): attach one ring buffer to the root logger (once per process) as service.logs."""
     root = logging.getLogger()
     handler = next((h for h in root.handlers if isinstance(h, RingHandler)), None)
     if handler is None:

@@ -29,4 +29,4 @@ def reexec() -> None:
     """Replace this process with a fresh `hearth` with the same arguments."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "appliance.cli", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-m", "appliance.commands.cli", *sys.argv[1:]])

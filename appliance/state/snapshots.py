@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.storage import atomic_write, fsync_dir, fsync_file, translate
+from appliance.state.storage import atomic_write, fsync_dir, fsync_file, translate
 
 log = logging.getLogger(__name__)
 KEEP_NEWEST = 3

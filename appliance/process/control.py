@@ -272,7 +272,7 @@ def call(data_dir: Path, action: str, params: dict, alone: Callable[[], object],
 
 
 def install(service) -> ControlServer:
-    """ROOMS hook (first of all): the server is built now, rooms register their actions in their
+    """Room hook, installed first by the wiring (appliance/service.py install_rooms): the server is built now, rooms register their actions in their
     install(), and it starts accepting once the service has started."""
     server = ControlServer(service.settings.data_dir)
     service.control = server

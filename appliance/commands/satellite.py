@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from appliance.audio.pcm import Wav
-from appliance.client import DeviceLink, Received
+from appliance.commands.client import DeviceLink, Received
 from mqtt import topics
 from mqtt import wake as w
 from mqtt.messages import Error, SttFinal, TtsEnd, TtsStart

@@ -16,8 +16,8 @@ import threading
 import typing
 from collections.abc import Callable
 
-from appliance import config
-from appliance.storage import atomic_write
+from appliance.state import config
+from appliance.state.storage import atomic_write
 
 log = logging.getLogger(__name__)
 _write_lock = threading.Lock()
