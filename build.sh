@@ -2,6 +2,7 @@
 # Hearth: the few commands a person runs. CI runs the same ones (.ci/run).
 #   ./build.sh run      install what is missing, start Mosquitto + Hearth + the web page
 #   ./build.sh test     install what is missing, run the whole test suite (fast tier)
+#   ./build.sh test quick   the quick tier: no Hearth of a test's own, no real-time audio
 #   ./build.sh test-image   the slow tier: build the x86-64 image and boot it under QEMU
 #   ./build.sh bench    run the benchmarks, write docs/benchmarks.md
 #   ./build.sh image --target x86_64|jetson|container   build the appliance image
@@ -72,7 +73,9 @@ case $cmd in
     test)
         need_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}"
         need_venv vosk,test
-        exec "$VENV/bin/python" -m pytest "$@"
+        # no arguments: the whole suite (parallel pass, then the timing tests alone); `quick`: the
+        # quick tier; anything else goes to pytest as given (tests/tiers.py)
+        exec "$VENV/bin/python" tests/tiers.py "$@"
         ;;
     test-image)
         need_debs "${RUN_DEBS[@]}" "${TEST_DEBS[@]}" "${IMAGE_TEST_DEBS[@]}"
@@ -88,7 +91,7 @@ case $cmd in
         exec image/build-image.sh "$@"
         ;;
     help|-h|--help)
-        sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command '$cmd' (try: ./build.sh help)"

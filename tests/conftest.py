@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import socket
@@ -22,6 +23,7 @@ import pytest
 
 from appliance.state import config
 from appliance.audio.pcm import Wav, read_wav
+from appliance.commands import client as device_client
 from appliance.commands.client import DeviceLink
 from appliance.process.broker import broker_config
 from appliance.service import Service
@@ -139,9 +141,72 @@ class Hearth:
         return f"http://127.0.0.1:{self.service.web.port}"
 
 
+# --- test tiers --------------------------------------------------------------------------------
+# `./build.sh test quick` runs every test that needs no Hearth of its own and streams no audio in
+# real time; `./build.sh test` runs the rest too, in parallel except the tests marked `timing`
+# (tests/tiers.py). A test that starts a Hearth (in this process or as a `hearth run/serve/broker/
+# helper` subprocess) or streams in real time without its mark fails here, so the quick tier
+# cannot quietly take in slow tests. The session's shared Hearths (`hearth`, `compat_hearth`) are
+# the quick tier's own.
+_running: dict = {"item": None, "shared": False}
+HEARTH_STARTS = ("run", "serve", "broker", "helper")
+
+
+def pytest_runtest_setup(item):
+    _running["item"] = item
+
+
+def pytest_runtest_teardown(item, nextitem):
+    _running["item"] = None
+
+
+def needs_mark(mark: str, what: str) -> None:
+    item = _running["item"]
+    if item is None or _running["shared"] or item.get_closest_marker(mark) is not None:
+        return
+    if record := os.environ.get("HEARTH_TIER_RECORD"):      # tests/tiers.py --record: list, do not fail
+        with open(record, "a") as out:
+            out.write(f"{mark} {item.nodeid}\n")
+        return
+    pytest.fail(f"{item.nodeid} {what} but is not marked `{mark}` (tests/conftest.py: test tiers)", pytrace=False)
+
+
+_service_start = Service.start
+_popen_init = subprocess.Popen.__init__
+_transcribe = device_client.transcribe
+
+
+def _guarded_start(self, *args, **kwargs):
+    needs_mark("own_hearth", "starts a Hearth of its own")
+    return _service_start(self, *args, **kwargs)
+
+
+def _guarded_popen(self, args, *rest, **kwargs):
+    argv = [str(a) for a in args] if isinstance(args, (list, tuple)) else [str(args)]
+    hearth_cmd = Path(argv[0]).name == "hearth" or argv[1:3] == ["-m", "appliance.commands.cli"]
+    if hearth_cmd and any(a in HEARTH_STARTS for a in argv[1:4]):
+        needs_mark("own_hearth", f"starts `{' '.join(argv[:3])}`")
+    return _popen_init(self, args, *rest, **kwargs)
+
+
+def _guarded_transcribe(*args, **kwargs):
+    if kwargs.get("realtime"):
+        needs_mark("realtime", "streams audio in real time")
+    return _transcribe(*args, **kwargs)
+
+
+Service.start = _guarded_start
+subprocess.Popen.__init__ = _guarded_popen
+device_client.transcribe = _guarded_transcribe
+
+
 @pytest.fixture(scope="session")
 def hearth(tmp_path_factory):
-    h = Hearth(make_settings(tmp_path_factory.mktemp("hearth"))).start()
+    _running["shared"] = True
+    try:
+        h = Hearth(make_settings(tmp_path_factory.mktemp("hearth"))).start()
+    finally:
+        _running["shared"] = False
     yield h
     h.stop()
 
@@ -149,8 +214,12 @@ def hearth(tmp_path_factory):
 @pytest.fixture(scope="session")
 def compat_hearth(tmp_path_factory):
     """A second Hearth with the compatibility edges on: Hermes, and Wyoming on a free loopback port."""
-    h = Hearth(make_settings(tmp_path_factory.mktemp("compat"), hermes={"enabled": True},
-                             wyoming={"enabled": True})).start()
+    _running["shared"] = True
+    try:
+        h = Hearth(make_settings(tmp_path_factory.mktemp("compat"), hermes={"enabled": True},
+                                 wyoming={"enabled": True})).start()
+    finally:
+        _running["shared"] = False
     yield h
     h.stop()
 
