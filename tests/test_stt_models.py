@@ -54,6 +54,10 @@ def test_the_choice_follows_the_budget(tmp_path, clip):
     assert again.utc == first.utc                                            # kept, not measured again
     tight = choice.current(dataclasses.replace(settings, budget_ms=1), tmp_path, clip)
     assert tight.model == "tiny.en" and tight.budget_ms == 1
+    # tiny.en (timed first, the fastest) missed 1 ms, so base was neither loaded nor timed; with the
+    # generous budget above, both were (the control)
+    assert [(m.model, bool(m.decode_ms), m.skipped) for m in tight.measured] == [
+        ("tiny.en", True, ""), ("base", False, "not timed: tiny.en already missed 1 ms")]
 
 
 def _spoken(hearth, voice: str, text: str, seed: int):

@@ -44,6 +44,7 @@ class Measured:
     model: str
     decode_ms: float = 0.0             # median end of speech -> final estimate on this box
     error: str = ""                    # why it could not be timed (a damaged package)
+    skipped: str = ""                  # why it was not timed (a faster model already missed the budget)
 
 
 @dataclass
@@ -93,10 +94,19 @@ def _timed_ms(engine, clip: bytes, threads: int) -> float:
 
 
 def measure(settings: SttSettings, clip: bytes, models: list[str] | None = None) -> list[Measured]:
-    """Time each model on `clip` (16 kHz s16 mono), one at a time, each unloaded before the next."""
+    """Time each model on `clip` (16 kHz s16 mono), one at a time, each unloaded before the next.
+
+    The fastest (least accurate) model goes first. Once one misses `settings.budget_ms`, the more
+    accurate ones are not loaded or timed: each costs more per decode than the one before
+    (tiny.en < base), so none of them could fit. On a small board or an emulated CPU that saves
+    loading a 145 MB model and a decode that takes a minute, at every first start."""
     from appliance.stt.whisper import WhisperEngine
-    out = []
-    for name in models or installed():
+    out: list[Measured] = []
+    missed = ""
+    for name in sorted(models or installed(), key=_cost_order):
+        if missed:
+            out.append(Measured(name, skipped=f"not timed: {missed} already missed {settings.budget_ms} ms"))
+            continue
         try:
             engine = WhisperEngine(dataclasses.replace(settings, model=name, partial_threads=0))
         except SttError as exc:
@@ -110,12 +120,19 @@ def measure(settings: SttSettings, clip: bytes, models: list[str] | None = None)
             out.append(Measured(name, round(statistics.median(_timed_ms(engine, clip, settings.threads)
                                                             for _ in range(ROUNDS)), 1)))
         del engine
+        if out[-1].decode_ms > settings.budget_ms:
+            missed = name
     return out
+
+
+def _cost_order(name: str) -> int:
+    """Fastest first: the least accurate known model costs least; an unknown directory goes last."""
+    return -CATALOGUE[name].accuracy_rank if name in CATALOGUE else 1
 
 
 def choose(measured: list[Measured], budget_ms: int) -> Choice:
     """The most accurate model within the budget; none within it: the fastest that loads."""
-    usable = [m for m in measured if not m.error]
+    usable = [m for m in measured if not m.error and not m.skipped]
     if not usable:
         return Choice(TINY_EN, "no model could be timed; running tiny.en", budget_ms, measured)
     rank = lambda m: CATALOGUE[m.model].accuracy_rank if m.model in CATALOGUE else len(CATALOGUE)

@@ -57,7 +57,7 @@
     <table>
       <tr><th>model</th><th>end of speech → transcript</th><th>words wrong (held-out voices)</th></tr>
       % for m in c['measured']:
-      <tr><td>{{m['model']}}</td><td>{{'%.0f ms' % m['decode_ms'] if not m['error'] else m['error']}}</td><td>{{accuracy.get(m['model'], '')}}</td></tr>
+      <tr><td>{{m['model']}}</td><td>{{m['error'] or m.get('skipped') or '%.0f ms' % m['decode_ms']}}</td><td>{{accuracy.get(m['model'], '')}}</td></tr>
       % end
     </table>
   </div>
