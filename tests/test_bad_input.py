@@ -75,6 +75,7 @@ def test_too_many_sessions_and_duplicate_ids(device, hearth):
     assert errors_until(link, "too_many_sessions").ref == "one-too-many"
 
 
+@pytest.mark.own_hearth
 def test_abandoned_session_times_out_and_frees_its_slot(tmp_path, speech):
     """A device that starts a session and disappears: the session ends with an error, the slot is freed."""
     from conftest import Hearth, make_settings

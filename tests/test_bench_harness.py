@@ -7,6 +7,7 @@ import importlib
 import uuid
 
 import numpy as np
+import pytest
 
 from bench import clips, turns, voice
 from bench.common import word_error_rate
@@ -31,6 +32,7 @@ def test_clip_has_room_noise_and_knows_where_speech_ends():
     assert 1.0 < clip.speech_s < 4.0
 
 
+@pytest.mark.timing
 def test_one_round_through_hearth(device):
     clip = clips.make(None, 1, "espeak", TEXT)
     link = device()

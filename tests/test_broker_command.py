@@ -5,6 +5,8 @@ stops it and its child."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -17,6 +19,8 @@ import psutil
 
 from appliance.state.accounts import CLI_USER, LocalAccounts
 from conftest import free_port
+
+pytestmark = pytest.mark.own_hearth
 
 HEARTH = str(Path(sys.executable).with_name("hearth"))
 

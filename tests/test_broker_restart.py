@@ -3,12 +3,16 @@ flight completes or ends with an error, and nothing hangs."""
 
 from __future__ import annotations
 
+import pytest
+
 import time
 
 from appliance.commands import client
 from mqtt import topics
 from mqtt.messages import Error, SttEnd, SttFinal, SttStart
 from conftest import Hearth, make_settings, word_error_rate
+
+pytestmark = pytest.mark.own_hearth
 
 
 def test_service_survives_a_broker_restart(tmp_path, speech):

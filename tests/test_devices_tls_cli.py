@@ -20,6 +20,8 @@ from mqtt import devices as wire
 from mqtt.client import Connection, Credentials, MqttError
 from test_devices_broker import Sniffer, wait_for
 
+pytestmark = pytest.mark.own_hearth
+
 
 @pytest.fixture(scope="module")
 def tls_hearth(tmp_path_factory):

@@ -16,6 +16,8 @@ from appliance.helpers.join import credentials_path
 from helpers_kit import ROOT, HelperProc, box, counter, model_copy, pair, stop_all, toml, utter
 from voices import in_room, quiet, say, to_wav
 
+pytestmark = pytest.mark.own_hearth
+
 
 def joined(h, data, name: str, model_name: str = "", model_dir: str = "") -> HelperProc:
     """`hearth helper join URL`: the code it prints is confirmed on the box, as a person would."""

@@ -16,6 +16,8 @@ from conftest import Hearth, free_port, make_settings
 from helpers_kit import ROOT, toml, utter
 from voices import in_room, quiet, say, to_wav
 
+pytestmark = pytest.mark.own_hearth
+
 
 @pytest.fixture(scope="module")
 def tls_box(tmp_path_factory):

@@ -19,6 +19,8 @@ import numpy as np
 
 from voices import in_room, say
 
+pytestmark = pytest.mark.timing
+
 
 # the full 30 s window: decodes long enough (~350 ms) that a 50 ms head start decides a shared race
 SLOW = SttSettings(window_s=0)

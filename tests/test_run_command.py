@@ -3,6 +3,8 @@ Ctrl-C leaves no process behind, and a second `hearth run` is refused without ha
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import signal
 import socket
@@ -14,6 +16,8 @@ from pathlib import Path
 import psutil
 
 from conftest import free_port, word_error_rate
+
+pytestmark = pytest.mark.own_hearth
 
 HEARTH = str(Path(sys.executable).with_name("hearth"))
 

@@ -72,6 +72,7 @@ def _has(text: str, word: str) -> bool:
 PLAIN = "Close the curtains in the hall."
 
 
+@pytest.mark.own_hearth
 def test_a_household_word_reaches_the_decode(tmp_path):
     """Before the words are on the list, tiny.en mishears at least one of these commands (the
     positive control that the list is needed); after a person saves them on the Voice page, every
@@ -101,6 +102,7 @@ def test_a_household_word_reaches_the_decode(tmp_path):
         hearth.stop()
 
 
+@pytest.mark.own_hearth
 def test_word_list_limits_are_clear(tmp_path):
     hearth = start_web_hearth(tmp_path, stt={"model": "tiny.en"})
     try:

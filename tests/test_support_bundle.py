@@ -36,6 +36,8 @@ from devices_kit import pair_device
 from mqtt.messages import AudioFormat
 from web_support import admin_password, sign_in
 
+pytestmark = pytest.mark.own_hearth
+
 ROOT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = "metrics-" + uuid.uuid4().hex
 SAID = "Please turn on the porch light."

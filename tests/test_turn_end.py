@@ -117,6 +117,8 @@ def _says_ten_minutes(text: str) -> bool:
     return "ten minutes" in t or "10 minutes" in t
 
 
+@pytest.mark.realtime
+@pytest.mark.timing
 def test_a_pause_after_set_a_timer_for_waits_for_the_rest(hearth, device):
     """'Set a timer for … (900 ms) … ten minutes' over MQTT: the final has all of it. Positive
     control in the same test: a finished command followed by the same pause and the same words
@@ -161,6 +163,8 @@ def endpoint_settings(hearth):
     live.apply(hearth.service, "endpoint", before)
 
 
+@pytest.mark.realtime
+@pytest.mark.timing
 def test_a_complete_command_ends_sooner_than_a_fixed_silence(hearth, device, endpoint_settings):
     """The same clips with the fixed rule and with turn detection, both with a patient 1500 ms
     silence (what people set so as not to be cut off): turn detection keeps that patience for

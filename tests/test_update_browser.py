@@ -13,6 +13,8 @@ from test_web_browser import ARTIFACTS, browser, shoot, wait  # noqa: F401  (the
 from update_support import RaucBox, make_bundle
 from web_support import admin_password
 
+pytestmark = pytest.mark.own_hearth
+
 OVERFLOW = "return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
 
 

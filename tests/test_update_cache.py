@@ -16,6 +16,8 @@ from firmware_support import Upstream
 from update_support import RaucBox, make_bundle, make_key
 from web_support import admin_password, sign_in
 
+pytestmark = pytest.mark.own_hearth
+
 TYPE = "hearth-appliance"
 
 

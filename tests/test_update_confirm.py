@@ -17,6 +17,8 @@ from appliance.state import config
 from conftest import Hearth, make_settings
 from update_support import RaucBox, make_bundle
 
+pytestmark = pytest.mark.own_hearth
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

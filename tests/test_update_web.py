@@ -18,6 +18,8 @@ from conftest import Hearth, make_settings
 from update_support import RaucBox, digest, make_bundle, make_key
 from web_support import admin_password, sign_in
 
+pytestmark = pytest.mark.own_hearth
+
 MB = 2 ** 20
 
 

@@ -55,6 +55,7 @@ def test_transcribe_other_voice_and_format(device, speech):
     assert word_error_rate(text, heard.final.text) <= 0.35, heard.final.text
 
 
+@pytest.mark.realtime
 def test_vad_endpoint_ends_the_session_without_the_device(device, speech):
     wav = speech(COMMAND, pad_ms=2500)                 # trailing silence, no stt/end from the device
     heard = client.transcribe(device(), wav, endpoint="vad", realtime=True)
@@ -68,6 +69,7 @@ def test_vad_endpoint_ends_the_session_without_the_device(device, speech):
     assert heard.final.audio_s < file_s - 1.0, (heard.final.audio_s, file_s)
 
 
+@pytest.mark.realtime
 def test_partials_arrive_while_speaking(device, speech):
     text = "Please add milk, eggs, bread, butter and two kinds of cheese to the shopping list for Saturday."
     heard = client.transcribe(device(), speech(text), realtime=True)
@@ -85,6 +87,7 @@ def test_silence_only_gives_empty_transcript_with_vad(device, hearth):
 
 
 @pytest.mark.parametrize("voice", ["piper", "espeak", "festival"])
+@pytest.mark.realtime
 def test_vad_endpoint_in_room_noise(device, hearth, voice):
     """The VAD ends the utterance in a room's noise (not digital zeros), for voices of three families,
     and the final comes soon after the end of speech: a complete command waits the commit silence,
@@ -114,6 +117,7 @@ def speech_end(samples: np.ndarray) -> int:
     return int(loud[-1]) + 1
 
 
+@pytest.mark.realtime
 def test_speculative_decode_makes_the_final_free_after_trailing_silence(device, hearth):
     """The decode started at the first silence covers all the speech, so when the device ends the
     session later the final needs no decode of its own (decode_ms 0)."""
@@ -126,6 +130,7 @@ def test_speculative_decode_makes_the_final_free_after_trailing_silence(device, 
     assert heard.final.decode_ms == 0, heard.final
 
 
+@pytest.mark.realtime
 def test_speech_after_a_pause_discards_the_speculation(device, hearth):
     """A pause starts a speculative decode of "set a timer for"; speech resumes, so that decode no
     longer covers the utterance: the final covers all of it."""

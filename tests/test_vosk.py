@@ -11,6 +11,8 @@ from appliance.commands import client
 from appliance.audio.pcm import read_wav, wav_bytes
 from conftest import Hearth, make_settings
 
+pytestmark = [pytest.mark.own_hearth, pytest.mark.realtime, pytest.mark.timing]
+
 
 @pytest.fixture(scope="module")
 def vosk_hearth(tmp_path_factory):

@@ -18,6 +18,8 @@ from appliance.commands import satellite
 from conftest import word_error_rate
 from voices import RATE, in_room, quiet, say, to_wav
 
+pytestmark = [pytest.mark.realtime, pytest.mark.timing]
+
 WAKE_WORDS = {"piper": "Hey Mycroft.", "espeak": "hey my croft", "festival": "hey my croft"}
 COMMANDS = ["what time is sunset today", "turn on the kitchen lights", "set a timer for ten minutes"]
 PAUSES = [0.3, 0.8, 1.5]

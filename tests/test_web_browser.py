@@ -30,6 +30,8 @@ from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
+pytestmark = pytest.mark.own_hearth
+
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):

@@ -23,6 +23,8 @@ from mqtt.client import Credentials
 from web.app import metrics_allowed
 from web_support import SLOW_VOICE, admin_password, login_form, sign_in, start_web_hearth
 
+pytestmark = pytest.mark.own_hearth
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -3,6 +3,8 @@ and the System page's restart brings the same process back (re-executed) with th
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import queue
 import re
@@ -16,6 +18,8 @@ import requests
 
 from conftest import free_port
 from web_support import loopback_config, sign_in
+
+pytestmark = pytest.mark.own_hearth
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,6 +3,8 @@ disk with wrong-password connects. Real Mosquitto, loopback only, every loop bou
 
 from __future__ import annotations
 
+import pytest
+
 import socket
 import struct
 import time
@@ -17,6 +19,8 @@ from mqtt import topics
 from mqtt.broker import SERVICE_USER
 from mqtt.broker_log import BrokerLines, file_sink
 from mqtt.messages import Error, SttEnd
+
+pytestmark = pytest.mark.timing
 
 WINDOW_S = 3.0
 

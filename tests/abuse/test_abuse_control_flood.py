@@ -7,6 +7,8 @@ dropped for client hearth" in this test. Real Mosquitto, loopback only, the floo
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 
@@ -17,6 +19,8 @@ from appliance.commands import client
 from conftest import word_error_rate
 from mqtt import topics
 from voices import in_room, quiet, say, to_wav
+
+pytestmark = [pytest.mark.realtime, pytest.mark.timing]
 
 FLOOD = 12000
 TEXT = "turn on the kitchen light"

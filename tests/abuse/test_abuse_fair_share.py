@@ -4,11 +4,15 @@ the flooding device is told `too_fast` (docs/protocol.md)."""
 
 from __future__ import annotations
 
+import pytest
+
 import time
 
 from appliance.commands import client
 from appliance.commands.client import DeviceLink
 from fair_share_kit import fair  # noqa: F401  (the module's own Hearth)
+
+pytestmark = [pytest.mark.own_hearth, pytest.mark.realtime, pytest.mark.timing]
 
 
 def test_a_device_streaming_at_10x_real_time_is_refused_and_b_keeps_its_pace(fair):

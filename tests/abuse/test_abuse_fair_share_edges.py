@@ -5,7 +5,11 @@ the flooders get the documented errors (Wyoming `error` events, HTTP 429 `too_fa
 
 from __future__ import annotations
 
+import pytest
+
 from fair_share_kit import fair  # noqa: F401  (the module's own Hearth)
+
+pytestmark = [pytest.mark.own_hearth, pytest.mark.realtime, pytest.mark.timing]
 
 
 def test_twenty_wyoming_clients_from_one_address_are_one_client(fair):

@@ -21,6 +21,8 @@ from mqtt.client import Connection, Credentials
 from voices import in_room, quiet, say, to_wav
 from web_support import admin_password, sign_in
 
+pytestmark = [pytest.mark.own_hearth, pytest.mark.timing]
+
 LIE = "unlock the front door and disable the alarm"
 ROUNDS = 5
 

@@ -22,6 +22,8 @@ from mqtt.client import Connection, Credentials
 from mqtt.messages import SttFinal
 from voices import in_room, quiet, say, to_wav
 
+pytestmark = [pytest.mark.own_hearth, pytest.mark.timing]
+
 TAKE_MS, DEADLINE_MS = 800, 1500
 
 

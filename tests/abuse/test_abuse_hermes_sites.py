@@ -6,6 +6,8 @@ trip. Positive control: the Hermes login really holds its cap of sites, and the 
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import statistics
 import threading
@@ -18,6 +20,8 @@ from appliance.compat import hermes_account
 from conftest import word_error_rate
 from mqtt.client import Connection, Credentials
 from voices import in_room, quiet, say, to_wav
+
+pytestmark = [pytest.mark.realtime, pytest.mark.timing]
 
 SITES = 500
 TEXT = "turn on the kitchen light"

@@ -36,7 +36,7 @@ from conftest import free_port
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "faults"))   # `hearth run` as the fault tests start it
 from faults_kit import HEARTH, HearthRun, pair, sign_in  # noqa: E402
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.own_hearth, pytest.mark.realtime, pytest.mark.timing]
 
 ATTACKER = "127.0.0.66"
 IDLE = 1100

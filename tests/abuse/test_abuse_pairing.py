@@ -22,6 +22,8 @@ from appliance.commands.client import DeviceLink
 from mqtt.client import Credentials
 from web_support import admin_password, sign_in, start_web_hearth
 
+pytestmark = pytest.mark.own_hearth
+
 PER_ADDRESS, OVERALL = 2, 6
 
 

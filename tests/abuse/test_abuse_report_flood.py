@@ -6,6 +6,8 @@ report is what the firmware page shows. Real Mosquitto, loopback only, the flood
 
 from __future__ import annotations
 
+import pytest
+
 import statistics
 import threading
 import time
@@ -17,6 +19,8 @@ from appliance.commands import client
 from conftest import word_error_rate
 from mqtt import firmware as fw
 from voices import in_room, quiet, say, to_wav
+
+pytestmark = [pytest.mark.realtime, pytest.mark.timing]
 
 FLOOD = 20000
 TEXT = "turn on the kitchen light"

@@ -33,6 +33,8 @@ from mqtt import topics
 from mqtt import wake as w
 from mqtt.messages import Error, SttFinal
 
+pytestmark = [pytest.mark.own_hearth, pytest.mark.timing]
+
 RUN_S = 20.0
 SAYS_AT = (2.0, 8.0, 14.0)          # the probe's clip starts at these seconds into the run
 DETECT_WITHIN_MS = 500

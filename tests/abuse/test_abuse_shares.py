@@ -3,11 +3,15 @@ guard's burst and rate, and chores coalesced per key (appliance/voice/shares.py,
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 
 from appliance.process.chores import Chores
 from appliance.voice.shares import DROP, PASS, REFUSE, AudioGuard, FairInbox, Lanes, Turns
+
+pytestmark = [pytest.mark.own_hearth, pytest.mark.timing]
 
 SECOND = 32000          # bytes of 16 kHz mono s16
 

@@ -18,7 +18,8 @@ from conftest import Hearth, make_settings
 from web.signin_throttle import ACCOUNT_BUDGET, FREE_FAILURES, MAX_DELAY_S
 from web_support import admin_password
 
-pytestmark = pytest.mark.timeout(180)      # every loop inside is bounded too; this bounds the module's fixtures
+# every loop inside is bounded too; the timeout bounds the module's fixtures
+pytestmark = [pytest.mark.timeout(180), pytest.mark.own_hearth, pytest.mark.timing]
 
 REDIRECTS = [
     "//evil.example", "///evil.example", "/\\evil.example", "/%5Cevil.example", "/%5C%5Cevil.example",

@@ -15,7 +15,7 @@ from conftest import Hearth, make_settings
 from update_support import RaucBox, make_bundle
 from web_support import admin_password, sign_in
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.own_hearth]
 MB = 2 ** 20
 PATH = "/api/system/update/upload"
 

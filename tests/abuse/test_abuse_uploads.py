@@ -21,7 +21,8 @@ import requests
 from abuse_support import BigFiles, HearthProcess, connect, read_response, temp_folders
 from web_support import sign_in
 
-pytestmark = pytest.mark.timeout(180)      # every loop inside is bounded too; this bounds the module's fixtures
+# every loop inside is bounded too; the timeout bounds the module's fixtures
+pytestmark = [pytest.mark.timeout(180), pytest.mark.own_hearth]
 
 MB = 2 ** 20
 HOSTILE_BYTES = 300 * MB

@@ -19,7 +19,8 @@ from conftest import free_port
 from web import edge
 from web.body_limits import BodyLimits
 
-pytestmark = pytest.mark.timeout(180)      # every loop inside is bounded too; this bounds the module's fixtures
+# every loop inside is bounded too; the timeout bounds the module's fixtures
+pytestmark = [pytest.mark.timeout(180), pytest.mark.timing]
 
 ATTACKER = "127.0.0.2"
 

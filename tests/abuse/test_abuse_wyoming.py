@@ -30,6 +30,8 @@ from appliance.state.store import Store
 from conftest import make_settings, word_error_rate
 from web_support import admin_password, sign_in
 
+pytestmark = pytest.mark.timing
+
 COMMAND = "Turn on the kitchen lights and set a timer for ten minutes."
 NOT_APPROVED = "not_approved"
 

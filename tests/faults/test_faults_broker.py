@@ -22,6 +22,8 @@ from appliance.state.accounts import CLI_USER, LocalAccounts
 from conftest import free_port, word_error_rate
 from mqtt.client import Credentials
 
+pytestmark = [pytest.mark.own_hearth, pytest.mark.timing]
+
 HEARTH = str(Path(sys.executable).with_name("hearth"))
 MOSQUITTO = "/usr/sbin/mosquitto"
 TEXT = "Set a timer for ten minutes."

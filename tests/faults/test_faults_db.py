@@ -19,6 +19,8 @@ from appliance.commands.client import DeviceLink, say
 from appliance.state.snapshots import quick_check
 from faults_kit import HearthRun, pair, sign_in
 
+pytestmark = pytest.mark.own_hearth
+
 PAGE = 4096
 
 

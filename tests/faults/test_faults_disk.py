@@ -21,6 +21,8 @@ from firmware_support import Upstream, image, publish_release
 from mqtt import topics
 from mqtt.messages import Error
 
+pytestmark = pytest.mark.own_hearth
+
 MiB = 2 ** 20
 RESERVE_MB = 8
 

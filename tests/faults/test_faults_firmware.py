@@ -27,6 +27,8 @@ from firmware_support import Upstream, image, publish_release
 from mqtt import firmware as fw
 from mqtt.client import Connection
 
+pytestmark = pytest.mark.own_hearth
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

@@ -15,6 +15,8 @@ import pytest
 from helpers_kit import HelperProc, box, counter, finals_after, pair, stop_all, utter
 from voices import in_room, quiet, say, to_wav
 
+pytestmark = [pytest.mark.own_hearth, pytest.mark.timing]
+
 DEADLINE_MS = 4000
 TAKE_MS = 2000
 

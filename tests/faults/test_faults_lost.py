@@ -27,6 +27,8 @@ from appliance.state.lost import PAIR_AGAIN
 from faults_kit import HEARTH, HearthRun, espeak, pair, sign_in
 from test_faults_db import garbage_header, page_corrupted, zero_length
 
+pytestmark = pytest.mark.own_hearth
+
 DAMAGE = {"zero-length": zero_length, "garbage-header": garbage_header, "page-corrupted": page_corrupted}
 NAMES = ("Kitchen", "Hall")
 
@@ -136,6 +138,7 @@ def test_devices_a_repair_lost_are_named_until_acknowledged(lost, words, damage,
         assert "kitchen" in transcribe(link, words, timeout=30).final.text.lower()
 
 
+@pytest.mark.timing
 def test_every_acknowledged_change_is_in_a_snapshot_within_2_s(tmp_path):
     run = HearthRun(tmp_path / "var", storage={"snapshot_after_s": 2}).start()
     try:

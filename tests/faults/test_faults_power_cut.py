@@ -10,6 +10,8 @@ file parses and holds at least the last acknowledged value, and every snapshot i
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import random
 import sqlite3
@@ -20,6 +22,8 @@ import tomllib
 from pathlib import Path
 
 from appliance.state.snapshots import Snapshots, quick_check
+
+pytestmark = pytest.mark.own_hearth
 
 WRITER = Path(__file__).with_name("faults_writer.py")
 RUNS = 30

@@ -3,6 +3,8 @@ the file; a person signs in, restores the backup they downloaded, and the paired
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import threading
 
@@ -12,6 +14,8 @@ import requests
 from appliance.commands.client import DeviceLink, say
 from appliance.state.snapshots import quick_check
 from faults_kit import HearthRun, pair, sign_in
+
+pytestmark = pytest.mark.own_hearth
 
 
 def login(creds, wait_s: float = 10.0) -> str:

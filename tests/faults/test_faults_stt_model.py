@@ -4,6 +4,8 @@ The damage is made on a copy of the two packages put before the real ones on PYT
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import shutil
 import subprocess
@@ -13,6 +15,8 @@ from pathlib import Path
 from appliance.stt import models
 from appliance.commands.client import DeviceLink, transcribe
 from faults_kit import HearthRun, espeak, pair, sign_in
+
+pytestmark = pytest.mark.own_hearth
 
 ROOT = Path(__file__).resolve().parents[2]
 
