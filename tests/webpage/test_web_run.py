@@ -21,7 +21,7 @@ from web_support import loopback_config, sign_in
 
 pytestmark = pytest.mark.own_hearth
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lines(proc: subprocess.Popen) -> queue.Queue:

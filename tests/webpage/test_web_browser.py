@@ -19,7 +19,7 @@ from appliance.commands.client import ClientError
 from mqtt.client import Credentials
 from web_support import SLOW_VOICE, admin_password, start_web_hearth
 
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PAGES = ("/", "/devices", "/voice", "/updates", "/privacy", "/system")
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 

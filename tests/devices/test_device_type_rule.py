@@ -16,7 +16,7 @@ from firmware_support import make_cache
 from mqtt import device_type, firmware as fw
 from mqtt.messages import ProtocolError
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 GOOD = ["satellite", "mycroft", "Speaker-S3", "esp32.box_v2", "a", "x" * 64]
 BAD = ["", "-lead", ".hidden", "a b", "a/b", "a+", "a#", "x" * 65, "ümlaut"]
 

@@ -19,7 +19,7 @@ from update_support import RaucBox, make_bundle
 
 pytestmark = pytest.mark.own_hearth
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

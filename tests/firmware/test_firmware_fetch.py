@@ -18,7 +18,7 @@ import requests
 from firmware_cache.errors import IntegrityError, QuotaError, UpstreamError
 from firmware_support import Upstream, WebServer, image, make_cache, publish_release
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

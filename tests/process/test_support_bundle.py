@@ -38,7 +38,7 @@ from web_support import admin_password, sign_in
 
 pytestmark = pytest.mark.own_hearth
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 METRICS_TOKEN = "metrics-" + uuid.uuid4().hex
 SAID = "Please turn on the porch light."
 

@@ -15,7 +15,7 @@ import pytest
 
 from update_support import RaucBox, digest, make_bundle, make_key
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from firmware_cache.errors import ManifestError, SignatureError
 from firmware_support import Upstream, image, make_cache, publish_release, release_doc
 from mqtt import firmware as fw
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = Ed25519PrivateKey.generate()
 PUBLIC_HEX = KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
 DATA = image(64 << 10)

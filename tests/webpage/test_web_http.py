@@ -25,7 +25,7 @@ from web_support import SLOW_VOICE, admin_password, login_form, sign_in, start_w
 
 pytestmark = pytest.mark.own_hearth
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

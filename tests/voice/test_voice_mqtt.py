@@ -64,7 +64,7 @@ def test_vad_endpoint_ends_the_session_without_the_device(device, speech):
     # the endpoint fired inside the trailing silence, before the file ran out: Hearth stopped
     # taking audio once the words were known to be finished, or at the latest after
     # endpoint.max_silence_ms (a slow decode keeps the pause open; the speed is measured in
-    # ./build.sh bench and tests/test_turn_end.py)
+    # ./build.sh bench and tests/voice/test_turn_end.py)
     file_s = len(wav.pcm) / wav.format.bytes_per_second
     assert heard.final.audio_s < file_s - 1.0, (heard.final.audio_s, file_s)
 
