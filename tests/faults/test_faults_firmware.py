@@ -251,6 +251,7 @@ cache.stop()
 """
 
 
+@pytest.mark.timing
 def test_two_processes_fetching_one_image_share_one_download(tmp_path, upstream):
     """Below the service lock too (two copies of the cache, e.g. an old command): the partial file's
     lock makes the second process wait and reuse the first one's verified object."""

@@ -37,6 +37,7 @@ def start(env, data):
     raise AssertionError("hearth run did not start:\n" + "".join(lines))
 
 
+@pytest.mark.timing
 def test_run_say_transcribe_and_stop(tmp_path):
     data = tmp_path / "var"
     data.mkdir()

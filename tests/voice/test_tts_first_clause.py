@@ -47,6 +47,7 @@ def _timed(reply) -> tuple[list[bytes], list[float]]:
     return chunks, at
 
 
+@pytest.mark.timing
 def test_the_name_is_sent_before_the_rest_and_nothing_is_lost(hearth):
     name = "Anna"
     text = f"{name}, the kitchen lights are on now."
