@@ -44,7 +44,7 @@ from appliance.tts.cache import PhraseCache
 from appliance.tts.speaker import Speaker
 from appliance.tts.voices import Voices
 from appliance.update import room as updates_room
-from appliance.voice import utterances
+from appliance.voice import review, utterances
 from appliance.wake import satellites
 from firmware_cache import room as firmware_room
 from appliance.version import VERSION
@@ -225,6 +225,7 @@ class Service:
         admin.install(self)
         logbuffer.install(self)
         utterances.install(self)
+        review.install(self)               # after utterances: reviews what they stored
         satellites.install(self)
         hermes.install(self)
         wyoming_server.install(self)

@@ -3,8 +3,10 @@
     GET  /privacy              the page
     GET  /api/privacy          settings and what is stored
     POST /api/privacy          {"store_utterances": bool, "retention_days": int}
-    GET  /api/privacy/export   everything stored, as one zip
+    GET  /api/privacy/export   the reviewed, allowed utterances as a dataset (audiofolder zip)
     POST /api/privacy/delete   delete everything stored
+
+"What Hearth heard" (review, consent, delete one): web/review_routes.py.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import bottle
 
 from appliance.state import live
-from web.format import attachment
+from web import review_routes
 from web.pages import as_json, body, form_reply, render
 
 
@@ -26,7 +28,8 @@ def state(service) -> dict:
 def install(app: bottle.Bottle, service) -> None:
     def page(errors=None, values=None):
         return render("privacy", title="Privacy", p={**state(service), **(values or {})},
-                      recent=service.utterances.recent(10), errors=errors or {})
+                      recent=service.utterances.recent(10), errors=errors or {},
+                      heard=review_routes.listing(service))
 
     @app.get("/privacy")
     def privacy_page():
@@ -50,10 +53,12 @@ def install(app: bottle.Bottle, service) -> None:
 
     @app.get("/api/privacy/export")
     def export():
-        return attachment(service.utterances.export_zip(), "application/zip", "hearth-utterances-%Y%m%d-%H%M%S.zip")
+        return review_routes.export_response(service)
 
     @app.post("/api/privacy/delete")
     def delete():
         days = service.utterances.delete_all()
         return form_reply(page, "/privacy", notice=f"Deleted all stored utterances ({days} day(s)).",
                           data={"deleted_days": days})
+
+    review_routes.install_privacy(app, service, page)

@@ -22,6 +22,7 @@ from appliance.stt.models import CATALOGUE
 from appliance.stt.vocabulary import VocabularyError
 from appliance.audio.pcm import wav_bytes
 from mqtt.messages import ProtocolError
+from web import review_routes
 from web.pages import as_json, bad_request, body, form_reply, render
 
 FIELDS = ("stt.engine", "stt.model", "stt.budget_ms", "stt.language", "tts.voice", "wake.model",
@@ -110,7 +111,8 @@ def install(app: bottle.Bottle, service) -> None:
     def page(errors=None, values=None):
         return render("voice", title="Voice", v={**current(service), **(values or {})},
                       choices=choices(service), errors=errors or {},
-                      accuracy={m.name: f"{m.held_out_wer:.2f}" for m in CATALOGUE.values()})
+                      accuracy={m.name: f"{m.held_out_wer:.2f}" for m in CATALOGUE.values()},
+                      offers=service.review.offers())
 
     @app.get("/voice")
     def voice_page():
@@ -118,7 +120,7 @@ def install(app: bottle.Bottle, service) -> None:
 
     @app.get("/api/voice")
     def get_voice():
-        return as_json({"settings": current(service), "choices": choices(service)})
+        return as_json({"settings": current(service), "choices": choices(service), "offers": service.review.offers()})
 
     @app.post("/api/voice")
     def post_voice():
@@ -158,3 +160,5 @@ def install(app: bottle.Bottle, service) -> None:
             return as_json({"error": exc.code, "message": exc.message, "errors": {"text": exc.message}}, 422)
         return bottle.HTTPResponse(body=wav, headers={"Content-Type": "audio/wav", "Cache-Control": "no-store",
                                                       "Content-Length": str(len(wav))})
+
+    review_routes.install_words(app, service, page)

@@ -3,8 +3,8 @@
 `known_secrets(settings)` reads the real secrets from the data directory: everything under
 `secrets/` (admin hash and salt, the local broker logins, the Hermes login, the support channel's
 token), the broker password hashes (password file and registry), token digests and pairing nonces
-from the registry, TLS private keys, `[web] metrics_token`, and the stored utterances (their text,
-and windows of their audio). `Secrets.redact()` replaces every form of those values in a text, plus
+from the registry, TLS private keys, `[web] metrics_token`, and the stored utterances (their text and
+corrections, and windows of their audio). `Secrets.redact()` replaces every form of those values in a text, plus
 anything shaped like a secret (PEM private keys, Mosquitto `$7$` hashes, passwords in URLs);
 `Secrets.scan()` then refuses a bundle in which any of them is still found.
 """
@@ -205,10 +205,13 @@ def _utterances(found: dict[bytes, Secret], folder: Path) -> None:
         return
     for meta in folder.glob("*/*.json"):
         try:
-            text = json.loads(meta.read_text()).get("text", "")
+            stored = json.loads(meta.read_text())
+            text = stored.get("text", "")
+            corrected = (stored.get("review") or {}).get("corrected", "")     # a person's correction (voice/review.py)
         except (OSError, ValueError, AttributeError):
             continue
         _add(found, "stored utterance text", text, MIN_UTTERANCE_CHARS)
+        _add(found, "stored utterance correction", corrected, MIN_UTTERANCE_CHARS)
     for wav in folder.glob("*/*.wav"):
         try:
             size = wav.stat().st_size

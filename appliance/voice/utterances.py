@@ -2,9 +2,11 @@
 
 Off by default (`[privacy] store_utterances = false`). When on, every final transcript that a
 device's session produces is saved under `<data>/utterances/<YYYY-MM-DD>/` as `<stamp>-<device>.wav`
-(16 kHz mono, the audio the engine heard) and `.json` (text, device, time, engine). A sweep deletes
-days older than `retention_days` every hour and at start; the Privacy page exports all of it as one
-zip or deletes it. The settings are read at every use, so a change on the web page applies at once.
+(16 kHz mono, the audio the engine heard) and `.json` (text, device, time, engine, model, language,
+the device's name, room and type). A sweep deletes days older than `retention_days` every hour and at
+start; the Privacy page reviews it (appliance/voice/review.py), exports what a person allowed
+(appliance/voice/dataset.py) or deletes it. The settings are read at every use, so a change on the
+web page applies at once.
 
 Below the low-disk reserve (`[storage] reserve_mb`), or on a full disk, nothing new is stored: the
 device still gets its transcript, then an `Error` (`low_disk` or `disk_full`, with the session as
@@ -13,19 +15,18 @@ ref) saying the utterance was not kept. Each file is written whole or not at all
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
 import shutil
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from appliance.audio.pcm import ENGINE_FORMAT, wav_bytes
+from appliance.devices.errors import DeviceError
 from appliance.state.config import PrivacySettings
 from appliance.state.storage import Disk, StorageError, atomic_write
 from mqtt.messages import ProtocolError
@@ -43,6 +44,9 @@ class UtteranceStore:
         self._lock = threading.Lock()
         # fn(device, ProtocolError) when an utterance was not stored (install: the device's error topic)
         self.on_refused: Callable[[str, ProtocolError], None] = lambda device, error: None
+        # fn(device) -> what else the review and the dataset need: device_name, room, device_type, model,
+        # language (install: from the registry and the running engine; appliance/voice/review.py)
+        self.describe: Callable[[str], dict] = lambda device: {}
 
     def on_final(self, device: str, session: str, text: str, audio: bytes, engine: str) -> Path | None:
         """SessionManager's final-transcript hook: save audio + text when storing is on."""
@@ -52,7 +56,8 @@ class UtteranceStore:
         folder = self.root / now.strftime("%Y-%m-%d")
         stem = f"{now.strftime('%H%M%S-%f')}-{SAFE.sub('_', device)[:64]}"
         meta = {"text": text, "device": device, "session": session, "engine": engine,
-                "time": now.isoformat(timespec="seconds"), "audio_s": round(len(audio) / ENGINE_FORMAT.bytes_per_second, 3)}
+                "time": now.isoformat(timespec="seconds"), "audio_s": round(len(audio) / ENGINE_FORMAT.bytes_per_second, 3),
+                **self.describe(device)}
         data_dir = self.root.parent
         try:
             if self.disk is not None:
@@ -125,14 +130,6 @@ class UtteranceStore:
         log.info("privacy: all stored utterances deleted")
         return len(days)
 
-    def export_zip(self) -> bytes:
-        buf = io.BytesIO()
-        with self._lock, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for day in self._days():
-                for f in sorted(day.iterdir()):
-                    zf.write(f, f"utterances/{day.name}/{f.name}")
-        return buf.getvalue()
-
 
 class Sweeper:
     """Runs the retention sweep at start and then every `interval_s`."""
@@ -165,11 +162,27 @@ def install(service) -> None:
     store = UtteranceStore(service.settings.data_dir / "utterances", lambda: service.settings.privacy,
                            service.disk)
     store.on_refused = lambda device, error: _tell(service, device, error)
+    store.describe = lambda device: describe(service, device)
     service.utterances = store
     service.sessions.on_final.append(store.on_final)
     sweeper = Sweeper(store)
     sweeper.start()
     service._stoppers.append(sweeper.stop)
+
+
+def describe(service, device: str) -> dict:
+    """The device as the registry knows it now (a login that is no paired device: its id only), the model
+    that decoded and the language, kept with the utterance so a later rename or revoke changes nothing."""
+    out = {"device_name": device, "room": "", "device_type": "", "model": str(getattr(service.engine, "model", "")),
+           "language": service.settings.stt.language}
+    devices = getattr(service, "devices", None)
+    if devices is not None:
+        try:
+            d = devices.get(device)
+        except DeviceError:
+            return out
+        out.update(device_name=d.name, room=d.room, device_type=d.device_type)
+    return out
 
 
 def _tell(service, device: str, error: ProtocolError) -> None:

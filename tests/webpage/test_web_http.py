@@ -195,9 +195,15 @@ def test_utterances_are_stored_only_when_opted_in_then_exported_and_deleted(web,
         time.sleep(0.1)
     state = signed_in.get(f"{base}/api/privacy").json()
     assert state["stored"]["utterances"] == 1 and state["recent"][0]["text"] == heard.final.text
+    # the export holds only what a person reviewed and allowed (appliance/voice/review.py)
+    export = signed_in.get(f"{base}/api/privacy/export")
+    assert [n for n in zipfile.ZipFile(io.BytesIO(export.content)).namelist() if n.endswith(".wav")] == []
+    uid = signed_in.get(f"{base}/api/privacy/utterances").json()["utterances"][0]["id"]
+    assert signed_in.post(f"{base}/api/privacy/utterances/{uid}/review", json={"state": "right"}).status_code == 200
+    assert signed_in.post(f"{base}/api/privacy/utterances/{uid}/consent", json={"allow": True}).status_code == 200
     export = signed_in.get(f"{base}/api/privacy/export")
     names = zipfile.ZipFile(io.BytesIO(export.content)).namelist()
-    assert any(n.endswith(".wav") for n in names) and any(n.endswith(".json") for n in names)
+    assert any(n.endswith(".wav") for n in names) and any(n.endswith("metadata.csv") for n in names)
     wav_name = next(n for n in names if n.endswith(".wav"))
     assert _wav(zipfile.ZipFile(io.BytesIO(export.content)).read(wav_name))[1] > 1.0
     # the retention sweep removes day folders older than retention_days

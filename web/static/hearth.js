@@ -121,6 +121,8 @@
     }
   }
 
+  window.Hearth = { csrf, notice };      // for the pages' own scripts (review.js)
+
   const silence = document.getElementById("silence");
   if (silence) silence.addEventListener("input", () => { document.getElementById("silence-out").value = silence.value; });
 })();

@@ -37,10 +37,11 @@
   </ul>
   % end
   <div class="actions">
-    <a class="button secondary" href="/api/privacy/export" download>Export all (zip)</a>
     <form method="post" action="/api/privacy/delete" data-api data-confirm="Delete every stored utterance? This cannot be undone." data-reload>
       <input type="hidden" name="csrf" value="{{csrf}}">
       <button type="submit" class="danger">Delete all</button>
     </form>
   </div>
 </section>
+
+% include('heard.tpl')

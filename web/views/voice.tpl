@@ -120,6 +120,8 @@
   <button type="submit">Save words</button>
 </form>
 
+% include('offers.tpl')
+
 <form method="post" action="/api/voice/speak" id="speak" class="card">
   <input type="hidden" name="csrf" value="{{csrf}}">
   <h2>Try a voice</h2>
