@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from paho.mqtt.client import topic_matches_sub
 
+from appliance.datasets import room as datasets_room
 from appliance.devices import room as devices_room
 from appliance.helpers import room as helpers_room
 from appliance.compat import discovery, hermes, wyoming_server
@@ -225,6 +226,7 @@ class Service:
         admin.install(self)
         logbuffer.install(self)
         utterances.install(self)
+        datasets_room.install(self)
         satellites.install(self)
         hermes.install(self)
         wyoming_server.install(self)
