@@ -14,6 +14,7 @@ import bottle
 
 from appliance.state import live
 from web.format import attachment
+from web import privacy_data
 from web.pages import as_json, body, form_reply, render
 
 
@@ -26,11 +27,13 @@ def state(service) -> dict:
 def install(app: bottle.Bottle, service) -> None:
     def page(errors=None, values=None):
         return render("privacy", title="Privacy", p={**state(service), **(values or {})},
-                      recent=service.utterances.recent(10), errors=errors or {})
+                      recent=service.utterances.recent(10), errors=errors or {}, **privacy_data.page_values(service))
 
     @app.get("/privacy")
     def privacy_page():
         return page()
+
+    privacy_data.install(app, service, page)
 
     @app.get("/api/privacy")
     def get_privacy():

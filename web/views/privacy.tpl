@@ -44,3 +44,5 @@
     </form>
   </div>
 </section>
+
+% include('privacy_data.tpl')
