@@ -141,6 +141,9 @@ def test_a_command_started_without_the_wake_word_leaves_a_no_detection_clip(web,
     plain = web.device("kitchen-speaker")
     assert device_client.transcribe(plain, command, "device", timeout=30).final.text
     assert settle(web, "kitchen-speaker", 1, timeout=3) == []
+    # one click deletes every clip (the Overview's counts with them)
+    assert web.service.wake_review.clips() and http.post(f"{base}/api/privacy/wake/delete").status_code == 200
+    assert web.service.wake_review.clips() == [] and overview_counts(http, base, device) == {}
 
 
 def test_the_privacy_page_imports_a_dataset_or_says_why_not(web, http, clips, tmp_path):  # noqa: F811

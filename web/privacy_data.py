@@ -6,6 +6,7 @@
     GET  /api/privacy/wake                     ?device=&kind=&mark=: clips, counts per device, the switch
     GET  /api/privacy/wake/<day>/<stem>.wav    one clip's audio
     POST /api/privacy/wake/mark                {"clip", "mark"}: false_wake | missed_wake | fine | ''
+    POST /api/privacy/wake/delete              delete every clip
 """
 
 from __future__ import annotations
@@ -89,3 +90,9 @@ def install(app: bottle.Bottle, service, page) -> None:
             return as_json({"error": exc.code, "message": str(exc)}, 404 if exc.code == "not_found" else 422)
         said = {"false_wake": "a false wake", "missed_wake": "a missed wake", "fine": "fine", "": "not reviewed"}
         return form_reply(page, "/privacy#wake-review", notice=f"Marked {said[meta['mark']]}.", data={"clip": meta})
+
+    @app.post("/api/privacy/wake/delete")
+    def delete_clips():
+        days = service.wake_review.delete_all()
+        return form_reply(page, "/privacy#wake-review", notice=f"Deleted every wake word clip ({days} day(s)).",
+                          data={"deleted_days": days})

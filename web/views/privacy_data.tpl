@@ -95,6 +95,11 @@
     </li>
     % end
   </ul>
+  <form method="post" action="/api/privacy/wake/delete" data-api data-reload class="inline"
+        data-confirm="Delete every wake word clip? This cannot be undone.">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <button type="submit" class="danger">Delete all clips</button>
+  </form>
   % elif w['on']:
   <p class="empty">Nothing to review yet.</p>
   % end
