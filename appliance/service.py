@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from paho.mqtt.client import topic_matches_sub
 
+from appliance.datasets import room as datasets_room
 from appliance.devices import room as devices_room
 from appliance.helpers import room as helpers_room
 from appliance.compat import discovery, hermes, wyoming_server
@@ -226,6 +227,7 @@ class Service:
         logbuffer.install(self)
         utterances.install(self)
         review.install(self)               # after utterances: reviews what they stored
+        datasets_room.install(self)
         satellites.install(self)
         hermes.install(self)
         wyoming_server.install(self)

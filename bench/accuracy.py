@@ -8,7 +8,12 @@ joe voice, without its random noise), espeak-ng (en-us; the tests speak en-gb) a
 ked diphone and slt HTS voices in turn; the tests use kal), clean (a quiet room, about -54 dBFS) and
 in room noise (a fan's brown noise, pink noise or mains hum in turn, about -33 dBFS). No recorded
 human speech ships in a Debian or PyPI package these machines reach with a transcript to score
-against, so there is no fourth family (see docs/benchmarks-accuracy.md).
+against, so there is no fourth family (see docs/benchmarks-accuracy.md) unless a household brings
+one: every dataset imported with `hearth data import` (a checkout's var/datasets, or `--dataset
+PATH`, repeatable) is one more held-out family, its recorded speech decoded as it is by every system
+of part 1 and reported as words wrong per set.
+
+    python -m bench.accuracy --dataset var/datasets/neighbours
 
 Part 1, every model on every clip (the whole utterance, cut 0.3 s after the speech, one decode):
 Hearth's engine as the service loads it (appliance/stt/whisper.py: 10 s window, the model's beam,
@@ -38,6 +43,8 @@ import numpy as np
 import psutil
 
 from appliance.commands import client as hclient
+from appliance.datasets import reader as datasets
+from appliance.state.config import default_data_dir
 from appliance.state.accounts import CLI_USER, LocalAccounts
 from appliance.state.config import SttSettings
 from appliance.stt import models
@@ -135,6 +142,25 @@ def corpus(piper) -> list[Item]:
     return items
 
 
+def imported(folders: list[Path]) -> list[Item]:
+    """Imported datasets (appliance/datasets/reader.py), one held-out family each: recorded speech,
+    decoded whole (speech_end is the end of the file: no cut)."""
+    items = []
+    for folder in folders:
+        for sample in datasets.samples(folder):
+            clip = heldout.Clip(sample.text, f"set:{sample.dataset}", sample.pcm, len(sample.pcm))
+            items.append(Item(sample.text, clip.voice, "recorded", "", False, clip))
+    return items
+
+
+def row(it: Item, model: str, system: str, text: str, ms: float) -> dict:
+    """One decode's row in the grid (what `wer` sums)."""
+    errors, words = word_errors(it.text, text)
+    return {"model": model, "system": system, "family": it.family, "condition": it.condition,
+            "noise": it.noise, "house": it.house, "ref": it.text, "text": text,
+            "errors": errors, "words": words, "ms": round(ms, 1)}
+
+
 # --- part 1: every model on every clip ------------------------------------------------------------
 
 
@@ -199,10 +225,7 @@ def grid(items: list[Item], work: Path) -> list[dict]:
                 if not wanted(it):
                     continue
                 text, ms = _timed(lambda: fn(pcm))
-                errors, words = word_errors(it.text, text)
-                rows.append({"model": model, "system": system, "family": it.family, "condition": it.condition,
-                             "noise": it.noise, "house": it.house, "ref": it.text, "text": text,
-                             "errors": errors, "words": words, "ms": round(ms, 1)})
+                rows.append(row(it, model, system, text, ms))
             if k % 20 == 0:
                 print(f"bench: accuracy part 1, clip {k + 1} of {len(items)} (load {os.getloadavg()[0]:.1f})",
                       file=sys.stderr, flush=True)
@@ -303,16 +326,17 @@ def verdicts(fig: dict) -> dict:
     return out
 
 
-def measure() -> dict:
+def measure(sets: list[Path] | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="hearth-bench-accuracy-"))
-    items = corpus(heldout.piper_voice())
+    sets = datasets.sets(default_data_dir() / "datasets") if sets is None else sets
+    items = corpus(heldout.piper_voice()) + imported(sets)
     print(f"bench: accuracy: {len(items)} clips made", file=sys.stderr, flush=True)
     rows = grid(items, work)
     (work / "part1.json").write_text(__import__("json").dumps(rows))      # kept if part 2 fails
     print(f"bench: accuracy part 2 (real time); part 1 kept in {work / 'part1.json'}", file=sys.stderr, flush=True)
     pipe = pipeline(items, work)
     return {"grid": rows, "pipeline": pipe, "models": models.installed(), "words": WORDS,
-            "load_1min_end": os.getloadavg()[0]}
+            "sets": [str(p) for p in sets], "load_1min_end": os.getloadavg()[0]}
 
 
 def _mark(v: dict) -> str:
@@ -383,6 +407,7 @@ def section(fig: dict, history: str) -> str:
                      f"{_mark(v[f'words_{m}'])} | {_f(wer(rows, model=m, system='hearth', house=False))} | "
                      f"{_f(wer(rows, model=m, system='hearth+words', house=False))} | "
                      f"{v[f'words_plain_{m}']['value']:+.3f} {_mark(v[f'words_plain_{m}'])} |")
+    lines += imported_section(rows, mods)
     ms_cell = lambda k: (f"{statistics.median(x['ms'] for x in s[k]):.0f} ms (p90 {_p([x['ms'] for x in s[k]], 0.9):.0f})")
     pw = lambda k: sum(x["errors"] for x in s[k]) / max(1, sum(x["words"] for x in s[k]))
     choice = pipe["choice"]
@@ -423,8 +448,23 @@ def section(fig: dict, history: str) -> str:
     return "\n".join(lines)
 
 
-def run(report=None, docs: Path = ROOT / "docs") -> str:
-    fig = measure()
+def imported_section(rows: list[dict], mods: list[str]) -> list[str]:
+    """Words wrong per imported dataset (one held-out family each), every model and system."""
+    sets = sorted({r["family"] for r in rows if r["family"].startswith("set:")})
+    if not sets:
+        return ["", "**Imported datasets:** none (import one with `hearth data import`; docs/web.md#datasets)."]
+    lines = ["", "**Imported datasets** (`hearth data import`), recorded speech decoded whole, words wrong:", "",
+             "| set | utterances | " + " | ".join(f"{m} Hearth | {m} peer" for m in mods) + " |",
+             "|---|---|" + "---|---|" * len(mods)]
+    for family in sets:
+        count = sum(1 for r in rows if r["family"] == family and r["model"] == mods[0] and r["system"] == "hearth")
+        cells = [_f(wer(rows, model=m, system=x, family=family)) for m in mods for x in ("hearth", "peer")]
+        lines.append(f"| {family[4:]} | {count} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def run(report=None, docs: Path = ROOT / "docs", sets: list[Path] | None = None) -> str:
+    fig = measure(sets)
     fig["verdicts"] = verdicts(fig)
     path = keep_history(docs, "accuracy", fig)
     text = section(fig, str(path.relative_to(docs.parent)))
@@ -434,4 +474,8 @@ def run(report=None, docs: Path = ROOT / "docs") -> str:
 
 
 if __name__ == "__main__":
-    print(run())
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m bench.accuracy")
+    p.add_argument("--dataset", type=Path, action="append",
+                   help="an imported dataset's folder (repeatable; default: every set in the data directory's datasets/)")
+    print(run(sets=p.parse_args().dataset))

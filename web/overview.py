@@ -29,6 +29,7 @@ def facts(service) -> dict:
         "tts": {"voice": service.voices.default, "voices": sorted(service.voices.available)},
         "wake": {"engine": service.settings.wake.engine, "model": service.settings.wake.model,
                  "loaded": hasattr(service, "satellites"), **_wake_lag(service)},
+        "wake_review": _wake_review(service),
         "queue": {"depth": service.decoder.depth, "sessions_open": len(service.sessions.sessions)},
         "devices": _devices(service),
         "helpers": _helpers(service),
@@ -74,6 +75,12 @@ def _wake_lag(service) -> dict:
     worker = sats.worker
     return {"lag_ms": round(worker.overload.lag_s * 1000), "lag_peak_ms": round(worker.overload.peak() * 1000),
             "streams": len(worker.streams)}
+
+
+def _wake_review(service) -> dict:
+    """Per device: wake words that led to no command, commands without one, and what a person marked."""
+    review = getattr(service, "wake_review", None)
+    return {"on": service.settings.privacy.store_wake_clips, "devices": review.counts() if review else {}}
 
 
 def _helpers(service) -> list[dict]:

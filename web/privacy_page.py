@@ -11,11 +11,10 @@
 
 from __future__ import annotations
 
-
 import bottle
 
 from appliance.state import live
-from web import review_routes
+from web import privacy_data, review_routes
 from web.pages import as_json, body, form_reply, render
 
 
@@ -29,11 +28,13 @@ def install(app: bottle.Bottle, service) -> None:
     def page(errors=None, values=None):
         return render("privacy", title="Privacy", p={**state(service), **(values or {})},
                       recent=service.utterances.recent(10), errors=errors or {},
-                      heard=review_routes.listing(service))
+                      heard=review_routes.listing(service), **privacy_data.page_values(service))
 
     @app.get("/privacy")
     def privacy_page():
         return page()
+
+    privacy_data.install(app, service, page)
 
     @app.get("/api/privacy")
     def get_privacy():

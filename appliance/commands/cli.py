@@ -12,6 +12,7 @@ from appliance.commands import admin_cli, broker_cmd, satellite_cli
 
 from appliance.state import config, storage
 from appliance.compat import hermes_cli
+from appliance.datasets import cli as data_cli
 from appliance.devices import cli as devices_cli
 from appliance.helpers import cli as helper_cli
 from appliance.helpers import list_cli as helpers_cli
@@ -33,6 +34,7 @@ COMMANDS = """\
   hearth helpers                   the helpers lending this box their engines
   hearth support bundle [--out F]  one archive for whoever helps you troubleshoot (no secrets inside)
   hearth update status|install FILE|confirm   update the appliance from a signed bundle (docs/appliance.md)
+  hearth data import PATH|list|remove NAME     datasets from other households, checked and kept apart (docs/web.md)
 """
 
 
@@ -72,7 +74,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # other rooms' commands: modules with add_parser(subparsers) and run(args, settings) -> int | None
-EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli, broker_cmd, update_cli, helper_cli, helpers_cli]
+EXTENSIONS: list = [devices_cli, firmware_cli, admin_cli, hermes_cli, support_cli, broker_cmd, update_cli, helper_cli, helpers_cli, data_cli]
 # more `hearth client ACTION`s: modules with COMMAND, add_parser(client_subparsers) and run(args, settings)
 CLIENT_ACTIONS: list = [satellite_cli]
 
@@ -103,6 +105,7 @@ def _expected(exc: Exception) -> bool:
     from appliance.helpers.join import JoinError
     from appliance.state.integrity import Unrepairable
     from appliance.commands.runner import AlreadyRunning
+    from appliance.datasets.checks import DatasetRefused
     from appliance.state.store import DatabaseDamaged
     from appliance.stt.engines import SttError
     from appliance.support.channel import ServiceRefused
@@ -112,7 +115,7 @@ def _expected(exc: Exception) -> bool:
     from mqtt.client import MqttError
     return isinstance(exc, (config.ConfigError, ClientError, JoinError, AlreadyRunning, SttError, VoiceError,
                             BrokerError, MqttError, OSError, ValueError, ServiceRefused, SecretInBundle,
-                            DatabaseDamaged, Unrepairable))
+                            DatabaseDamaged, Unrepairable, DatasetRefused))
 
 
 def dispatch(args, settings: config.Settings) -> int:

@@ -167,6 +167,8 @@ class DiscoverySettings:
 class PrivacySettings:
     store_utterances: bool = False
     retention_days: int = 30
+    store_wake_clips: bool = False    # wake words that led to no command, commands without one (appliance/wake/review.py)
+    import_max_mb: int = 2048        # the largest dataset `hearth data import` takes (appliance/datasets/)
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,7 @@ def known_secrets(settings: Settings) -> Secrets:
             if isinstance(value, str) and any(word in key for word in SECRET_KEY_WORDS):
                 _add(found, f"config {name}.{key}", value, 4)
     _utterances(found, data_dir / "utterances")
+    _utterances(found, data_dir / "wake-review")        # wake word clips: the same layout, text and audio
     banner = data_dir / "console.issue"          # the appliance's first-boot banner shows the admin password
     if banner.exists():
         for word in re.findall(rb"\b[a-z2-9]{5}(?:-[a-z2-9]{5}){3}\b", banner.read_bytes()):

@@ -8,7 +8,9 @@ import time
 
 from appliance.devices.errors import DeviceError
 from appliance.wake import answers
+from appliance.voice.utterances import Sweeper
 from appliance.wake.models import Catalog
+from appliance.wake.review import WakeReview
 from appliance.wake.worker import WakeWorker
 from mqtt import topics
 from mqtt import wake as w
@@ -136,6 +138,7 @@ class Satellites:
 
 def install(service) -> None:
     service.satellites = Satellites(service)
+    _install_review(service, service.satellites.worker)
     service.subscriptions += list(w.SUBSCRIPTIONS)
     service.inbound.extra["wake/start"] = service.satellites.on_start
     service.inbound.extra["wake/audio"] = service.satellites.on_audio
@@ -151,3 +154,15 @@ def install(service) -> None:
 
     service.inbound.extra["status"] = on_status
     service.subscriptions += [t for t in (topics.device("+", "status"),) if t not in service.subscriptions]
+
+
+def _install_review(service, worker: WakeWorker) -> None:
+    """service.wake_review (appliance/wake/review.py), fed by the session manager's finals; swept
+    for retention as utterances are."""
+    review = WakeReview(service.settings.data_dir / "wake-review", lambda: service.settings.privacy, service.disk,
+                        worker.woken, lambda device: device in worker.streams)
+    service.wake_review = review
+    service.sessions.on_final.append(review.on_final)
+    sweeper = Sweeper(review)
+    sweeper.start()
+    service._stoppers.append(sweeper.stop)

@@ -31,9 +31,10 @@ from appliance.process.metrics import Metrics
 from appliance.voice.outbound import Replies
 from appliance.voice.sessions import SessionManager, WakeLead
 from appliance.wake.arbitration import Arbiter, Claim, Decision
-from appliance.wake.features import LAG_SAMPLES, OwwFeatures, OwwModel
+from appliance.wake.features import CHUNK_SAMPLES, LAG_SAMPLES, OwwFeatures, OwwModel
 from appliance.wake.models import OWW, OWW_BASE_THRESHOLD, Catalog, MicroDetector, threshold
 from appliance.wake.overload import PASS_S, Overload
+from appliance.wake.review import Woken
 from appliance.wake.stream import ARBITRATING, CATCH_UP_CHUNKS, LISTENING, SESSION, Stream
 from mqtt import wake as w
 from mqtt.messages import ProtocolError, SttStart
@@ -56,6 +57,8 @@ class WakeWorker:
         self.metrics = metrics
         self.group_of = group_of
         self.on_transcript: list[Callable[[str, str, str], None]] = []   # (device, session, text)
+        self.woken = Woken()           # the sessions a wake word opened, with the audio before each (wake review)
+        self._before: dict[str, bytes] = {}     # device -> the history before its last detection's lead
         self.features = OwwFeatures()
         self.oww_models: dict[str, OwwModel] = {}
         self.streams: dict[str, Stream] = {}          # device -> its stream (one microphone each)
@@ -288,6 +291,8 @@ class WakeWorker:
         level = round(s.level(), 1)
         lead = s.tail(LAG_SAMPLES + PRE_ROLL_SAMPLES)
         s.detected_at = len(lead)              # where in the session's audio the wake word was scored
+        heard = s.tail(CATCH_UP_CHUNKS * CHUNK_SAMPLES)
+        self._before[s.device] = heard[:len(heard) - len(lead)]      # the wake word itself, for its review
         s.capture = bytearray(lead + b"".join(c for c, _ in s.ready) + bytes(s.pending))
         s.mode = ARBITRATING
         self.metrics.inc("hearth_wake_detections_total")
@@ -327,6 +332,7 @@ class WakeWorker:
         for i in range(0, len(audio), STT_PIECE):
             piece = audio[i:i + STT_PIECE]
             self.sessions.audio(s.device, s.session, piece, min(s.arrived, began + (i + len(piece)) / per_s))
+        self.woken.add(s.device, s.session, self._before.pop(s.device, b""))
         s.capture = bytearray()
         s.ready.clear()
         s.pending.clear()

@@ -63,6 +63,22 @@
   </dl>
 </section>
 
+% wr = f['wake_review']
+% if wr['devices']:
+<section class="card" id="wake-review-counts">
+  <h2>Wake word review</h2>
+  <div class="table-wrap"><table>
+    <thead><tr><th>Device</th><th>False wakes</th><th>Missed wakes</th><th>To review</th></tr></thead>
+    <tbody>
+    % for device, c in wr['devices'].items():
+    <tr data-device="{{device}}"><td>{{device}}</td><td class="false-wake">{{c['false_wake']}}</td><td class="missed-wake">{{c['missed_wake']}}</td>
+      <td><a href="/privacy?device={{device}}&amp;mark=#wake-review">{{c['unmarked']}}</a> <span class="hint">of {{c['no_command'] + c['no_detection']}} clip(s)</span></td></tr>
+    % end
+    </tbody>
+  </table></div>
+</section>
+% end
+
 <section class="card">
   <h2>Helpers</h2>
   % if not f['helpers']:

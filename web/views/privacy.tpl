@@ -45,3 +45,4 @@
 </section>
 
 % include('heard.tpl')
+% include('privacy_data.tpl')

@@ -1,0 +1,1 @@
+"""Datasets other households or a community share: imported, checked, kept apart (docs/web.md)."""
