@@ -9,17 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 
 import pytest
-from wyoming.asr import Transcribe, Transcript, TranscriptChunk, TranscriptStart, TranscriptStop
+from wyoming.asr import Transcribe, Transcript, TranscriptChunk
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
-from appliance.commands.client import send_offset
+from compat_kit import events_until, send_audio
 from conftest import word_error_rate
 
 COMMAND = "Turn on the kitchen lights and set a timer for ten minutes."
@@ -33,26 +32,6 @@ def run(coro):
 def port(compat_hearth):
     compat_hearth.service.wyoming_access.allow("127.0.0.1")
     return compat_hearth.service.wyoming.port
-
-
-async def events_until(client: AsyncTcpClient, *types: str) -> list:
-    got = []
-    while True:
-        event = await client.read_event()
-        assert event is not None, f"connection closed; got {[e.type for e in got]}"
-        got.append(event)
-        if event.type in types:
-            return got
-
-
-async def send_audio(client: AsyncTcpClient, pcm: bytes, rate: int, chunk_bytes: int = 2048) -> None:
-    """As fast as Hearth accepts audio (limits.audio_rate): appliance.commands.client's pace."""
-    await client.write_event(AudioStart(rate=rate, width=2, channels=1).event())
-    t0 = time.monotonic()
-    for i in range(0, len(pcm), chunk_bytes):
-        await asyncio.sleep(max(0.0, t0 + send_offset(i / (rate * 2), False) - time.monotonic()))
-        await client.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=pcm[i:i + chunk_bytes]).event())
-    await client.write_event(AudioStop().event())
 
 
 def test_describe_lists_engines_models_and_voices(port, compat_hearth):

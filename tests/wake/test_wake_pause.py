@@ -87,7 +87,7 @@ def test_hermes_wake_then_start_listening_after_a_pause(compat_hearth, voice):
     import json
 
     from rhasspyhermes.asr import AsrStartListening, AsrTextCaptured
-    from test_hermes import Satellite
+    from compat_kit import Satellite
 
     command = "what time is sunset today"
     clips = _cases(compat_hearth, voice, command)
@@ -130,7 +130,7 @@ def test_wyoming_detect_then_transcribe_after_a_pause(compat_hearth, voice):
     from wyoming.asr import Transcribe, Transcript
     from wyoming.client import AsyncTcpClient
     from wyoming.wake import Detect, Detection
-    from test_wyoming import events_until, send_audio
+    from compat_kit import events_until, send_audio
 
     command = "turn on the kitchen lights"
     port = compat_hearth.service.wyoming.port

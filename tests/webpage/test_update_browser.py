@@ -9,7 +9,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 
 from conftest import Hearth, make_settings
-from test_web_browser import ARTIFACTS, browser, shoot, wait  # noqa: F401  (the browser fixture)
+from browser_kit import ARTIFACTS, browser, shoot, wait  # noqa: F401  (the browser fixture)
 from update_support import RaucBox, make_bundle
 from web_support import admin_password
 

@@ -1,7 +1,7 @@
 """What Hearth heard (issue 26): review, correct, allow, export as a dataset, delete one; and a word
 a correction offered, accepted onto the household's list, heard right the next time. A Hearth of its
 own with real engines (tiny.en), utterances stored by speaking to it through the broker, the page's
-JSON API over real HTTP. The browser flow: tests/test_privacy_browser.py."""
+JSON API over real HTTP. The browser flow: tests/webpage/test_privacy_browser.py."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ from appliance.audio.pcm import level_dbfs
 from appliance.commands import client as device_client
 from appliance.commands import satellite
 from mqtt import wake as w
-from test_data_import import SENTENCES, reseal, write_set  # noqa: F401  (the same sets as the import tests)
-from test_data_import import clips  # noqa: F401  (fixture)
-from test_web_browser import browser, wait  # noqa: F401  (fixture)
+from dataset_kit import SENTENCES, reseal, write_set  # noqa: F401  (the same sets as the import tests)
+from dataset_kit import clips  # noqa: F401  (fixture)
+from browser_kit import browser, wait  # noqa: F401  (fixture)
 from web_support import admin_password, sign_in, start_web_hearth
 
 pytestmark = [pytest.mark.own_hearth, pytest.mark.realtime]

@@ -22,7 +22,7 @@ from appliance.commands import client
 from appliance.commands.client import DeviceLink
 from appliance.voice import dataset
 from devices_kit import pair_device
-from test_web_browser import browser, shoot, wait  # noqa: F401  (browser: the fixture)
+from browser_kit import browser, shoot, wait  # noqa: F401  (browser: the fixture)
 from voices import in_room, quiet, say, to_wav
 from web_support import admin_password, start_web_hearth
 
