@@ -60,8 +60,11 @@ need_venv() {
 }
 
 # The image tier also makes and checks update bundles (RAUC needs squashfs-tools), logs in over SSH
-# and loads the packet filter (nftables) into a namespace of its own.
-IMAGE_TEST_DEBS=(rauc:rauc mksquashfs:squashfs-tools ssh:openssh-client nft:nftables)
+# and loads the packet filter (nftables) into a namespace of its own; it brings image/compose.yaml
+# up with podman's Docker API and docker-compose (runc: crun refuses this kernel's hybrid cgroups;
+# iptables for the published ports).
+IMAGE_TEST_DEBS=(rauc:rauc mksquashfs:squashfs-tools ssh:openssh-client nft:nftables
+                 podman:podman docker-compose:docker-compose runc:runc iptables:iptables)
 
 cmd=${1:-help}; shift || true
 case $cmd in

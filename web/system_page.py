@@ -30,7 +30,7 @@ def install(app: bottle.Bottle, service) -> None:
                       boot_id=boot_id())
 
     support_routes.install(app, service)
-    update_routes.install(app, service)
+    update_routes.install(app, service, page)
 
     @app.get("/system")
     def system_page():

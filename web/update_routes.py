@@ -7,6 +7,8 @@
     POST /api/system/update/cached   {"version": V}: install the release the firmware cache offers (202)
     POST /api/system/update/reboot   run [update] reboot_command once a bundle is installed (202; 500
                                      reboot_failed with what it said when it fails)
+    POST /api/system/update/channel  {"channel": "stable"|"beta"}: which hearth-appliance releases the
+                                     box is offered ([update] channel, saved, live; 422 for another value)
 
 Installs run the same actions as `hearth update install` over the control channel
 (appliance/update/room.py); the page polls GET /api/system/update for the progress.
@@ -24,10 +26,11 @@ from pathlib import Path
 
 import bottle
 
+from appliance.state import live
 from appliance.update.errors import NotAppliance, UpdateError
 from appliance.update.state import boot_id
 from web.body_limits import UPDATE_UPLOAD
-from web.pages import as_json, bad_request, body
+from web.pages import as_json, bad_request, body, form_reply
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,8 @@ def error_reply(exc: UpdateError) -> bottle.HTTPResponse:
     return as_json({"error": exc.code, "message": str(exc)}, status)
 
 
-def install(app: bottle.Bottle, service) -> None:
+def install(app: bottle.Bottle, service, page=None) -> None:
+    """`page(errors=..., values=...)`: the System page again, for a form posted without JavaScript."""
     updates = service.updates
 
     @app.get("/api/system/update")
@@ -73,6 +77,19 @@ def install(app: bottle.Bottle, service) -> None:
         except UpdateError as exc:
             return error_reply(exc)
         return _start(lambda: updates.install_in_background(path, "cache"), None)
+
+    @app.post("/api/system/update/channel")
+    def set_channel():
+        fields = body()
+        channel = fields.get("channel")
+        try:
+            live.apply(service, "update", {"channel": "" if channel is None else channel})
+        except live.InvalidSettings as exc:
+            return form_reply(page, "/system", {"channel": "; ".join(exc.errors.values())}, values=fields)
+        offer = updates.status()["offer"]
+        now = f"; the cache offers {offer['version']} ({offer['channel']})" if offer else ""
+        return form_reply(page, "/system", notice=f"This box follows the {updates.channel} channel{now}.",
+                          data={"channel": updates.channel, "offer": offer})
 
     @app.post("/api/system/update/reboot")
     def reboot():

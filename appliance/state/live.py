@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from appliance.state import config
 from appliance.state.storage import atomic_write
+from firmware_cache.manifest import CHANNELS
 
 log = logging.getLogger(__name__)
 _write_lock = threading.Lock()
@@ -25,7 +26,7 @@ _write_lock = threading.Lock()
 # which sections apply without a restart
 LIVE = {"tts", "endpoint", "wake", "privacy"}
 LIVE_KEYS = {("stt", "language"), ("stt", "partial_interval_ms"), ("web", "metrics_token"),
-             ("firmware", "manifest_url")}
+             ("firmware", "manifest_url"), ("update", "channel")}
 
 
 class InvalidSettings(ValueError):
@@ -61,6 +62,7 @@ CHECKS: dict[tuple[str, str], Callable] = {
     ("stt", "model"): lambda v, s: _stt_model(v),
     ("stt", "budget_ms"): lambda v, s: _range(50, 10000)(v),
     ("tts", "voice"): lambda v, s: None if v in s.voices.available else f"unknown voice (have: {', '.join(sorted(s.voices.available))})",
+    ("update", "channel"): lambda v, s: None if v in CHANNELS else f"must be one of {', '.join(CHANNELS)}, not '{v[:40]}'",
 }
 
 LANGUAGES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",

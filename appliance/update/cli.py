@@ -114,8 +114,10 @@ def describe(doc: dict) -> str:
     else:
         lines.append("last update: none yet")
     offer = doc.get("offer")
+    if doc.get("channel"):
+        lines.append(f"channel: {doc['channel']} (the System page changes it)")
     if offer and offer.get("version"):
-        lines.append(f"from the firmware cache: {offer['version']} ({offer['state']}{': ' + offer['message'] if offer.get('message') else ''})")
+        lines.append(f"from the firmware cache: {offer['version']} {offer['channel']} ({offer['state']}{': ' + offer['message'] if offer.get('message') else ''})")
     return "\n".join(lines)
 
 

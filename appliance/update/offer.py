@@ -4,8 +4,10 @@ A manifest for `hearth-appliance` (docs/firmware.md) carries `compatible`: a rel
 compatible (another architecture) is refused before a byte is fetched. One for this box is fetched
 once by the cache (resumable, sha256 against the manifest, the manifest's Ed25519 signature when
 `firmware.public_key` is set), then its RAUC signature is checked against the box's keyring, and
-the System page offers it. The box follows `[update] channel` (beta falls back to stable while
-beta has no release); staged rollout does not apply to a single box.
+the System page offers it. The box follows `[update] channel`, chosen on the System page and read
+at each offer (beta falls back to stable while beta has no release, as a device's channel does in
+firmware_cache/rollout.py); staged rollout does not apply to a single box. The cache fetches both
+channels' releases for this box, so switching channels offers the other one at once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ DEVICE_TYPE = "hearth-appliance"
 class CacheOffer:
     def __init__(self, cache, updates):
         self.cache, self.updates = cache, updates
-        self.channel = updates.settings.update.channel
         self._checked: dict[str, tuple[str, str]] = {}    # sha256 -> (state, message): RAUC looks once
         self._lock = threading.Lock()
 
@@ -49,6 +50,10 @@ class CacheOffer:
         if release.compatible != ours:
             raise ManifestError(f"{DEVICE_TYPE} {release.version} is for '{release.compatible or 'no compatible'}', "
                                 f"this box is '{ours}': not fetched")
+
+    @property
+    def channel(self) -> str:
+        return self.updates.channel
 
     def release(self) -> Release | None:
         registry = self.cache.registry

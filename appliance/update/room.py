@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from appliance.state.config import Settings
@@ -29,11 +30,17 @@ SOURCES = ("usb", "upload", "cache")
 
 
 class Updates:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, current: Callable[[], Settings] | None = None):
         self.settings = settings
+        self.current = current or (lambda: self.settings)    # the live settings: the System page sets the channel
         self.installer = Installer(settings.update, settings.data_dir)
         self.incoming = settings.data_dir / "update" / "incoming"
         self.offer = None        # appliance.update.offer.CacheOffer, when the firmware cache runs
+
+    @property
+    def channel(self) -> str:
+        """stable | beta: which `hearth-appliance` releases the box is offered ([update] channel)."""
+        return self.current().update.channel
 
     @property
     def last(self):
@@ -59,7 +66,7 @@ class Updates:
 
     def status(self) -> dict:
         doc: dict = {"available": True, "reason": "", "last": self.last.read(),
-                     "progress": self.installer.progress.to_dict(), "offer": None,
+                     "progress": self.installer.progress.to_dict(), "offer": None, "channel": self.channel,
                      "slots": [], "booted": "", "primary": "", "compatible": ""}
         try:
             status = slots.read(self.installer.system())
@@ -131,7 +138,7 @@ def perform(updates: Updates, action: str, params: dict) -> dict:
 
 
 def install(service) -> Updates:
-    updates = Updates(service.settings)
+    updates = Updates(service.settings, current=lambda: service.settings)
     service.updates = updates
     updates.tidy()
     updates.incoming.mkdir(parents=True, exist_ok=True)    # by the service's user: uploads and USB copies land here

@@ -40,6 +40,11 @@ FIGURES = {
     "update_status_after_rollback": ("Update", "what `hearth update status` and the System page say after the rollback", ""),
     "refusals": ("Update", "last line of each refusal", ""),
     "arm64_engines_load_emulated": ("Jetson", "arm64 under qemu-user: engines import and load", ""),
+    "compose_up_to_health_1_s": ("Compose", "`docker-compose up -d` of image/compose.yaml (podman) until `/health` ok, first time (setup, model timing)", "s"),
+    "compose_up_to_health_2_s": ("Compose", "the same after `down`, with the data volume kept", "s"),
+    "compose_transcribe_1_s": ("Compose", "`hearth client transcribe` over the published MQTT port, first up", "s"),
+    "compose_transcribe_2_s": ("Compose", "the same, second up, with the login paired on the first", "s"),
+    "compose_two_cycles_s": ("Compose", "tests/image/test_compose.py: up, pair, transcribe, down, twice", "s"),
 }
 
 
@@ -88,7 +93,7 @@ def write(figures_path: Path) -> None:
         "TCG (the CPU is emulated, no KVM): real hardware boots and installs several times faster.",
         "",
     ]
-    for section in ("Build", "Size", "Boot", "Update", "Jetson"):
+    for section in ("Build", "Size", "Boot", "Update", "Jetson", "Compose"):
         rows = [(what, _value(figures[key], unit) + ("" if from_run[key] == run else f" (run {from_run[key]})"))
                 for key, (sec, what, unit) in FIGURES.items() if sec == section and key in figures]
         if rows:

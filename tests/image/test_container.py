@@ -1,5 +1,5 @@
-"""The container image: the x86-64 rootfs tarball imported with podman (containers cannot start
-on these machines, so the test stops at the image: its command, environment and contents)."""
+"""The container image: the x86-64 rootfs tarball imported with podman: its command, environment
+and contents. tests/image/test_compose.py starts it, with image/compose.yaml."""
 
 from __future__ import annotations
 

@@ -1,15 +1,18 @@
 """Hearth updates itself from its own firmware cache: it is the device type `hearth-appliance`.
 A release for this box's compatible is fetched once, checked (sha256, then RAUC's signature) and
 offered on the System page; one for another architecture is never fetched; one signed by an
-unknown key is fetched (its sha256 matches its manifest) but refused, and never installed."""
+unknown key is fetched (its sha256 matches its manifest) but refused, and never installed. The box
+follows the release channel (stable/beta) chosen on the System page."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 
 import pytest
+import requests
 
 from conftest import Hearth, make_settings
 from firmware_support import Upstream
@@ -107,3 +110,61 @@ def test_a_cached_release_signed_by_an_unknown_key_is_refused_not_installed(setu
     assert reply.status_code == 422 and "does not trust" in reply.json()["message"]
     assert hashlib.sha256(box.slots["B"].read_bytes()).hexdigest() == slot_b
     assert "Install update 3.0.0" not in http.get(f"{h.web_url}/system").text
+
+
+def offered(http, base: str) -> tuple[dict, str]:
+    """The update API's offer and the System page's install button text, as a person sees them."""
+    offer = http.get(f"{base}/api/system/update").json()["offer"]
+    page = http.get(f"{base}/system").text
+    button = re.search(r"Install update (\S+) from the cache", page)
+    return offer, button.group(1) if button else ""
+
+
+def test_the_box_follows_the_release_channel_chosen_on_the_system_page(setup, tmp_path):
+    """A stable release and a newer beta one in the cache: stable is offered on stable, beta after
+    switching to beta, stable again after switching back; the choice is saved in the config file
+    and applies at once; a bad channel is refused with its reason and changes nothing."""
+    box, up, h = setup
+    stable = make_bundle(tmp_path / "v4.raucb", "4.0.0", box.cert, box.key).read_bytes()
+    beta = make_bundle(tmp_path / "v41.raucb", "4.1.0", box.cert, box.key).read_bytes()
+    publish(up, "stable", "4.0.0", stable, "hearth-x86_64")
+    publish(up, "beta", "4.1.0", beta, "hearth-x86_64")
+    outcomes = {o.channel: o for o in h.service.firmware.check(TYPE)}
+    assert outcomes["stable"].state == "cached" and outcomes["beta"].state == "cached", outcomes
+    base = h.web_url
+    http, csrf = sign_in(base, admin_password(h))
+    config_file = h.service.settings.data_dir / "hearth.toml"
+
+    assert http.get(f"{base}/api/system/update").json()["channel"] == "stable"       # the default
+    offer, button = offered(http, base)
+    assert (offer["version"], offer["channel"], offer["state"], button) == ("4.0.0", "stable", "ready", "4.0.0")
+    assert '<option value="stable" selected>' in http.get(f"{base}/system").text
+
+    reply = http.post(f"{base}/api/system/update/channel", json={"channel": "beta"})
+    assert reply.status_code == 200 and reply.json()["channel"] == "beta", reply.text
+    assert "follows the beta channel" in reply.json()["message"]
+    offer, button = offered(http, base)
+    assert (offer["version"], offer["channel"], offer["state"], button) == ("4.1.0", "beta", "ready", "4.1.0")
+    assert '<option value="beta" selected>' in http.get(f"{base}/system").text
+    assert 'channel = "beta"' in config_file.read_text()                              # saved like every setting
+    saved = config_file.read_bytes()
+
+    for bad in ("nightly", "", 7, "beta" * 10_000):
+        reply = http.post(f"{base}/api/system/update/channel", json={"channel": bad})
+        assert reply.status_code == 422, (str(bad)[:20], reply.status_code, reply.text[:300])
+        message = reply.json()["errors"]["channel"]
+        assert message == "must be text" if bad == 7 else message.startswith("must be one of stable, beta"), message
+        assert len(message) < 100                                                  # the value is not echoed whole
+    # the same refusal without JavaScript: the page again, the reason beside the field
+    form = requests.Session()
+    form.cookies.update(http.cookies)
+    page = form.post(f"{base}/api/system/update/channel", data={"csrf": csrf, "channel": "nightly"})
+    assert page.status_code == 422 and "must be one of stable, beta, not &#039;nightly&#039;" in page.text, page.text[:500]
+    assert config_file.read_bytes() == saved and offered(http, base)[1] == "4.1.0"    # nothing changed
+
+    reply = http.post(f"{base}/api/system/update/channel", json={"channel": "stable"})
+    assert reply.status_code == 200 and reply.json()["offer"]["version"] == "4.0.0", reply.text
+    offer, button = offered(http, base)
+    assert (offer["version"], offer["channel"], button) == ("4.0.0", "stable", "4.0.0")
+    assert 'channel = "stable"' in config_file.read_text()
+    assert h.service.updates.offer.path_for("4.0.0").exists()                          # installable as offered

@@ -20,6 +20,20 @@
     % last = update['last']
     <dd id="update-last" class="{{'bad' if last and last['result'] in ('failed', 'rolled_back') else ''}}">{{last['message'] if last else 'none yet'}}</dd>
   </dl>
+  <form method="post" action="/api/system/update/channel" data-api data-reload id="update-channel" class="restore">
+    <input type="hidden" name="csrf" value="{{csrf}}">
+    <div class="field">
+      <label for="channel">Release channel</label>
+      <select id="channel" name="channel">
+        % for name, label in (('stable', 'stable: tested releases'), ('beta', 'beta: new releases first')):
+        <option value="{{name}}"{{!' selected' if name == update['channel'] else ''}}>{{label}}</option>
+        % end
+      </select>
+      <p class="hint">Which Hearth releases the firmware cache offers this box. Beta gets new releases before everyone else (stable while beta has none); back on stable, the box is offered the stable release again.</p>
+      % err('channel')
+    </div>
+    <button type="submit" class="secondary">Save channel</button>
+  </form>
   % offer = update['offer']
   % if offer and offer['state'] == 'ready':
   <form method="post" action="/api/system/update/cached" data-api data-reload data-confirm="Install {{offer['version']}} into the other slot?" class="restore">
