@@ -1,6 +1,8 @@
 """The reviewed, allowed utterances as a dataset other tools read: the Hugging Face `audiofolder` layout.
 
     hearth-dataset/metadata.csv              one row per utterance, a header row first
+    hearth-dataset/SHA256SUMS                each file's sha256, as `sha256sum` writes it: another
+                                             Hearth imports the set only when every file matches
     hearth-dataset/2025-05-01-103000-123456.wav   16 kHz mono 16-bit PCM: the audio the engine heard
 
 Columns of metadata.csv (UTF-8, RFC 4180 quoting):
@@ -30,6 +32,7 @@ on the box) with columns (client_id, up/down votes, accents) that a household ex
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import zipfile
 from collections.abc import Callable
@@ -74,6 +77,7 @@ def write_zip(rows: list[dict], audio: Callable[[str], Path], out: BinaryIO) -> 
     writer = csv.writer(table, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     taken: set[str] = set()
+    sums: list[str] = []
     count = 0
     with zipfile.ZipFile(out, "w") as zf:
         for row in rows:
@@ -83,7 +87,11 @@ def write_zip(rows: list[dict], audio: Callable[[str], Path], out: BinaryIO) -> 
                 continue
             name = file_name(row, taken)
             zf.writestr(f"{FOLDER}/{name}", wav, zipfile.ZIP_STORED)     # PCM barely compresses
+            sums.append(f"{hashlib.sha256(wav).hexdigest()}  {name}")
             writer.writerow(metadata_row(row, name))
             count += 1
-        zf.writestr(f"{FOLDER}/metadata.csv", table.getvalue().encode("utf-8"), zipfile.ZIP_DEFLATED)
+        metadata = table.getvalue().encode("utf-8")
+        zf.writestr(f"{FOLDER}/metadata.csv", metadata, zipfile.ZIP_DEFLATED)
+        sums.append(f"{hashlib.sha256(metadata).hexdigest()}  metadata.csv")
+        zf.writestr(f"{FOLDER}/SHA256SUMS", ("\n".join(sums) + "\n").encode(), zipfile.ZIP_DEFLATED)
     return count

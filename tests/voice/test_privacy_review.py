@@ -18,6 +18,8 @@ import requests
 
 from appliance.commands import client
 from appliance.commands.client import DeviceLink
+from appliance.datasets.checks import Limits
+from appliance.datasets.importer import Datasets
 from appliance.voice import dataset
 from appliance.voice.review import (MAX_CORRECTION_CHARS, NotFound, Review, ReviewError, check_correction,
                                     offered_words)
@@ -124,7 +126,7 @@ def read_export(content: bytes) -> tuple[list[dict], dict[str, wave.Wave_read]]:
 
 
 @pytest.mark.own_hearth
-def test_review_correct_allow_export_and_delete_one(web, http):
+def test_review_correct_allow_export_and_delete_one(web, http, tmp_path):
     base = web.web_url
     kitchen = pair_device(web, "Kitchen speaker", device_type="satellite", room="Kitchen")
     texts = ["Turn off the hall light.", "Remind Niamh about the dentist.", "Set a timer for ten minutes."]
@@ -199,6 +201,11 @@ def test_review_correct_allow_export_and_delete_one(web, http):
         w = wavs[m["file_name"]]
         assert w.getframerate() == 16000 and abs(w.getnframes() / 16000 - float(m["duration_s"])) < 0.01
     assert kitchen.id not in export.content.decode("latin-1")         # the device's id stays on the box
+    # another household's Hearth imports it as it is (appliance/datasets/): SHA256SUMS matches every file
+    exported = tmp_path / "hearth-dataset.zip"
+    exported.write_bytes(export.content)
+    imported = Datasets(tmp_path / "datasets", lambda: Limits()).import_path(exported, "from-a-neighbour")
+    assert imported["rows"] == 2, imported
 
     # withdrawn: out of the next export; the unreviewed third never was in it
     http.post(f"{base}{U}/{first['id']}/consent", json={"allow": False})
