@@ -14,6 +14,7 @@ Anything after `quick` (or any arguments at all without it) goes to pytest as gi
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,12 +58,17 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hearth-tiers-") as tmp:
         parallel, alone = Path(tmp) / "parallel.xml", Path(tmp) / "timing.xml"
+        keep = ROOT / "tests" / "artifacts"          # each pass's per-test times, for a look afterwards
         first = run(["-m", f"({select}) and not timing", "-n", str(workers()), "--dist", "loadfile", *argv], parallel)
         second = run(["-m", f"({select}) and timing", *argv], alone)
         print(f"\n==> ten slowest tests of this run ({'quick tier' if quick else 'whole suite'}, "
               f"{time.monotonic() - t0:.0f} s in all):")
         for seconds, name in slowest([parallel, alone]):
             print(f"{seconds:8.1f} s  {name}")
+        keep.mkdir(exist_ok=True)
+        for junit in (parallel, alone):
+            if junit.exists():
+                shutil.copy(junit, keep / f"tiers-{'quick' if quick else 'whole'}-{junit.name}")
     # 5: no tests collected in one pass (e.g. a quick run with no timing test) is not a failure
     codes = [c for c in (first, second) if c != 5]
     return max(codes, default=5)
