@@ -76,6 +76,7 @@ def test_too_many_sessions_and_duplicate_ids(device, hearth):
 
 
 @pytest.mark.own_hearth
+@pytest.mark.timing
 def test_abandoned_session_times_out_and_frees_its_slot(tmp_path, speech):
     """A device that starts a session and disappears: the session ends with an error, the slot is freed."""
     from conftest import Hearth, make_settings

@@ -71,6 +71,7 @@ def test_codes_expire(tmp_path):
     store.close()
 
 
+@pytest.mark.timing
 def test_a_repeated_request_keeps_its_first_expiry(tmp_path):
     """Asking again replaces the waiting request but never pushes its expiry back: one request per
     address every few minutes must not hold a place in the list for ever."""
