@@ -274,6 +274,4 @@ class Service:
 
 def recovery_service(settings: Settings, damage: Exception) -> RecoveryService:
     """Recovery mode's wiring: the registry is damaged beyond repair; the recovery page comes up alone."""
-    recovery = RecoveryService(settings, damage)
-    recovery.serve_web = lambda: WebServer(recovery, app=recovery_app(recovery))
-    return recovery
+    return RecoveryService(settings, damage, lambda recovery: WebServer(recovery, app=recovery_app(recovery)))

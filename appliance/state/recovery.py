@@ -39,7 +39,8 @@ class RecoveryService:
 
     mode = "recovery"
 
-    def __init__(self, settings: Settings, damage: Exception):
+    def __init__(self, settings: Settings, damage: Exception, serve_web: Callable[["RecoveryService"], Any]):
+        """`serve_web(recovery)`: the recovery page's web server, unstarted (the wiring makes it)."""
         self.settings = settings
         self.damage = damage                     # Unrepairable or store.DatabaseDamaged: .db, .problem
         self.db = damage.db
@@ -54,14 +55,14 @@ class RecoveryService:
         self.conn = None
         self.restart_requested = threading.Event()
         self.web = None
-        self.serve_web: Callable[[], Any] = lambda: None   # set by the wiring
+        self.serve_web = serve_web
         log.error("RECOVERY MODE: %s", damage)
 
     def reason(self) -> str:
         return f"recovery mode: {self.damage}"
 
     def start(self) -> None:
-        self.web = self.serve_web()       # the recovery page (appliance/service.py recovery_service)
+        self.web = self.serve_web(self)   # the recovery page (appliance/service.py recovery_service)
         self.web.start()
 
     def healthy(self) -> bool:

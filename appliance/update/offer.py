@@ -16,7 +16,6 @@ import logging
 import threading
 from pathlib import Path
 
-from appliance.update import bundle
 from appliance.update.errors import UpdateError
 from firmware_cache.errors import ManifestError
 from firmware_cache.manifest import Release
