@@ -141,8 +141,8 @@ def _espeak_in_fan(word: str, gain: float) -> bytes:
 
 def test_a_final_heard_as_nothing_is_decoded_by_the_other_model():
     """tiny.en hears nothing in a quiet "Pause." in fan noise (checked here first: the positive
-    control that the case is real); the decoder's final then comes from base, and is counted. A
-    word tiny.en does hear never reaches base."""
+    control that the case is real); the decoder's final then comes from base (it is what base
+    makes of the audio, not empty), and is counted. A word tiny.en does hear never reaches base."""
     import threading
 
     from appliance.stt.decoder import FINAL, DecodeJob, Decoder
@@ -161,7 +161,11 @@ def test_a_final_heard_as_nothing_is_decoded_by_the_other_model():
             return out[0]
         assert "stop" in final(plain_word).lower() and decoder.empty_fallbacks == 0
         assert decoder.fallback_engine is None                                 # not even loaded
-        assert "pause" in final(quiet_word).lower()
+        heard = final(quiet_word)
         assert decoder.empty_fallbacks == 1 and decoder.fallback_engine.model == "base"
+        # The final is base's own decode of the same audio (greedy at temperature 0, so the same on
+        # one machine). Which words base makes of it differs between CPUs ("Pause." here, "Oh." on
+        # CI's): that is accuracy, measured by the bench, not this routing.
+        assert heard != "" and heard == decoder.fallback_engine.transcribe(quiet_word)
     finally:
         decoder.stop()
