@@ -124,7 +124,12 @@ def test_a_rogue_helper_racing_every_job_is_never_believed_and_is_named(rig):
     assert not rows[honest.id]["flagged"]
     print(f"honest path: quiet {statistics.median(quiet_s) * 1000:.0f} ms, "
           f"rogue racing {statistics.median(attacked_s) * 1000:.0f} ms (median end of speech -> final)")
-    assert statistics.median(attacked_s) <= 2 * statistics.median(quiet_s), (quiet_s, attacked_s)
+    # A believed `taken` would hold each job for take_ms (3 s) before the box gave it to another
+    # helper: that is the slowdown to rule out. The honest path takes milliseconds here, so "twice
+    # the quiet median" alone failed on scheduler noise (23.7 ms against 2 x 7.2 ms, with nothing
+    # believed); half a second of slack is far from noise and far below the 3 s of the attack.
+    quiet_med, attacked_med = statistics.median(quiet_s), statistics.median(attacked_s)
+    assert attacked_med <= max(2 * quiet_med, quiet_med + 0.5), (quiet_s, attacked_s)
 
     # the Overview flags it, and one click revokes it: its login and connection go
     http, csrf = sign_in(h.web_url, admin_password(h))
