@@ -129,7 +129,7 @@ class Service:
         self.stt_choice = None
         stt = s.stt
         if stt.engine == "faster-whisper" and stt.model in choice.AUTO:
-            self.stt_choice = choice.current(stt, s.data_dir, self.timing_clip())
+            self.stt_choice = choice.current(stt, s.data_dir, self.timing_clip)
             stt = dataclasses.replace(stt, model=self.stt_choice.model)
             self.startup_notes.append(f"speech-to-text: {self.stt_choice.model}, {self.stt_choice.reason}")
         self.engine = load_engine(stt)

@@ -6,8 +6,10 @@
   2. the tests marked `timing` (they assert a bound on a delay or compare round trips), one at a
      time with nothing else running, so another test's load never decides whether they pass.
 
-`quick` keeps only what needs no Hearth of its own and streams no audio in real time (markers
-`own_hearth`, `realtime`; tests/conftest.py fails a test that does either without its mark).
+`quick` keeps only what needs no Hearth of its own, streams no audio in real time and bounds no
+delay (markers `own_hearth`, `realtime`, `timing`; tests/conftest.py fails a test that starts a
+Hearth or streams without its mark): one parallel pass. A timing test needs the machine to itself,
+so it cannot answer quickly; it runs in the whole suite.
 Anything after `quick` (or any arguments at all without it) goes to pytest as given.
 """
 
@@ -23,7 +25,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK = "not image and not own_hearth and not realtime"
+QUICK = "not image and not own_hearth and not realtime and not timing"
 FULL = "not image"
 
 

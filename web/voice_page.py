@@ -66,7 +66,7 @@ def measure(service) -> bool:
 
     def run():
         try:
-            stt_choice.current(service.settings.stt, service.settings.data_dir, service.timing_clip(), remeasure=True)
+            stt_choice.current(service.settings.stt, service.settings.data_dir, service.timing_clip, remeasure=True)
         finally:
             _measuring.release()
     threading.Thread(target=run, name="stt-measure", daemon=True).start()

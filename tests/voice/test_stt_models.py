@@ -48,11 +48,18 @@ def test_the_choice_follows_the_budget(tmp_path, clip):
     squeezed = choice.choose(measured, 1)
     assert squeezed.model == "tiny.en" and "no model fits 1 ms" in squeezed.reason
 
-    first = choice.current(settings, tmp_path, clip)
-    assert first.model == "base" and (tmp_path / choice.CHOICE_FILE).exists()
-    again = choice.current(settings, tmp_path, clip)
+    spoken = []                                       # each time the clip is asked for
+
+    def make_clip() -> bytes:
+        spoken.append(1)
+        return clip
+    first = choice.current(settings, tmp_path, make_clip)
+    assert first.model == "base" and (tmp_path / choice.CHOICE_FILE).exists() and len(spoken) == 1
+    again = choice.current(settings, tmp_path, make_clip)
     assert again.utc == first.utc                                            # kept, not measured again
-    tight = choice.current(dataclasses.replace(settings, budget_ms=1), tmp_path, clip)
+    assert len(spoken) == 1                           # ... and the command was not spoken again for it
+    tight = choice.current(dataclasses.replace(settings, budget_ms=1), tmp_path, make_clip)
+    assert len(spoken) == 2                           # the budget moved: measured, so spoken
     assert tight.model == "tiny.en" and tight.budget_ms == 1
     # tiny.en (timed first, the fastest) missed 1 ms, so base was neither loaded nor timed; with the
     # generous budget above, both were (the control)
