@@ -19,6 +19,8 @@ die() { printf 'Error: %s\n' "$*" >&2; exit 1; }
 RUN_DEBS=(mosquitto:mosquitto python3:python3 "python3 -m venv:python3-venv")
 TEST_DEBS=(mosquitto_sub:mosquitto-clients espeak-ng:espeak-ng sox:sox flac:flac chromium:chromium chromedriver:chromium-driver openssl:openssl curl:curl
            text2wave:festival /usr/share/festival/voices/english/kal_diphone:festvox-kallpc16k
+           /usr/share/festival/voices/english/ked_diphone:festvox-kdlpc16k             # the accuracy corpus's
+           /usr/share/festival/voices/us/cmu_us_slt_arctic_hts:festvox-us-slt-hts     # two held-out Festival voices
            rauc:rauc mksquashfs:squashfs-tools dbus-daemon:dbus)     # the update tests: real bundles and RAUC's service
 
 need_debs() {
